@@ -1,0 +1,149 @@
+"""The typed schema of the configuration (Hydra ConfigStore) and the checks Hydra's typing cannot express.
+
+The schema only types keys; every value, with the reason for it, lives in the YAML files under `conf/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from alexnet_sweep.architecture import min_input_size
+from alexnet_sweep.errors import UserInputError
+
+
+@dataclass
+class DatasetConfig:
+    """The `dataset` group: which TFDS dataset, its three splits, and how to load it."""
+
+    name: str = MISSING
+    train_split: str = MISSING
+    val_split: str = MISSING
+    test_split: str = MISSING
+    data_dir: str | None = None
+    download: bool = MISSING
+    cache: bool = MISSING
+    shuffle_buffer: int = MISSING
+
+
+@dataclass
+class ModelConfig:
+    """The `model` group: an AlexNet variant."""
+
+    name: str = MISSING
+    input_size: int = MISSING
+    dense_units: list[int] = MISSING
+    dropout: float = MISSING
+    bn_momentum: float = MISSING
+
+
+@dataclass
+class OptimizerConfig:
+    """The `optimizer` group: what every optimizer has."""
+
+    name: str = MISSING
+    lr: float = MISSING
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    """`optimizer=adam`: Keras Adam's arguments."""
+
+    beta_1: float = MISSING
+    beta_2: float = MISSING
+    epsilon: float = MISSING
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    """`optimizer=sgd`: Keras SGD's arguments."""
+
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class MlflowConfig:
+    """Where runs are recorded."""
+
+    tracking_uri: str = MISSING
+    experiment_name: str = MISSING
+
+
+@dataclass
+class Config:
+    """The whole job config (conf/config.yaml)."""
+
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    seed: int = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    save_model: bool = MISSING
+
+
+def register_configs() -> None:
+    """Registers the schemas that the YAML files under `conf/` extend (`defaults: [schema]`)."""
+    store = ConfigStore.instance()
+    store.store(name="schema", node=Config)
+    store.store(group="dataset", name="schema", node=DatasetConfig)
+    store.store(group="model", name="schema", node=ModelConfig)
+    store.store(group="optimizer", name="adam_schema", node=AdamConfig)
+    store.store(group="optimizer", name="sgd_schema", node=SGDConfig)
+
+
+def _fail(key: str, value: Any, problem: str) -> UserInputError:
+    return UserInputError(f"{key}={value!r}: {problem}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks the values whose limits the schema's types cannot express.
+
+    Args:
+        cfg: The composed job configuration.
+
+    Raises:
+        UserInputError: On the first bad value, naming its key and value.
+    """
+    for key, value in _keys_outside_schema(cfg):
+        raise _fail(key, value, "not a config key (list them with: python -m alexnet_sweep --cfg job)")
+    lr = cfg.optimizer.lr
+    if not (math.isfinite(lr) and lr > 0):
+        raise _fail("optimizer.lr", lr, "must be a positive number")
+    for key in ("epochs", "batch_size"):
+        if cfg[key] < 1:
+            raise _fail(key, cfg[key], "must be at least 1")
+    smallest = min_input_size()
+    if cfg.model.input_size < smallest:
+        raise _fail(
+            "model.input_size",
+            cfg.model.input_size,
+            f"too small for {cfg.model.name}: the minimum is {smallest}",
+        )
+    if not cfg.model.dense_units or min(cfg.model.dense_units) < 1:
+        raise _fail("model.dense_units", list(cfg.model.dense_units), "needs at least one layer of >= 1 units")
+    for key in ("dropout", "bn_momentum"):
+        if not 0 <= cfg.model[key] < 1:
+            raise _fail(f"model.{key}", cfg.model[key], "must be in [0, 1)")
+    if cfg.dataset.shuffle_buffer < 1:
+        raise _fail("dataset.shuffle_buffer", cfg.dataset.shuffle_buffer, "must be at least 1")
+
+
+def _keys_outside_schema(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Yields keys the schema does not define: Hydra's struct mode refuses them, except when added with `+`."""
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else set(node.keys())
+    for key in node.keys():
+        value = node[key]
+        if key not in known:
+            yield f"{prefix}{key}", value
+        elif isinstance(value, DictConfig):
+            yield from _keys_outside_schema(value, f"{prefix}{key}.")

@@ -1,0 +1,182 @@
+"""TFDS -> tf.data: obtain a dataset, check its splits, and build the train/val/test pipelines.
+
+Images stay uint8 through the pipeline (cached, shuffled, batched, prefetched); scaling and resizing are the
+model's first layers. Only variable-size images (Imagenette) are resized here, once, before the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from omegaconf import DictConfig
+
+from alexnet_sweep import shapes  # noqa: F401  (registers the `shapes` TFDS builder)
+from alexnet_sweep.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+SPLIT_KEYS = ("train_split", "val_split", "test_split")
+_PROBE_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three batched pipelines of one job and what the model needs to know about them."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    image_shape: tuple[int | None, int | None, int]
+    class_names: list[str]
+    sizes: dict[str, int]
+
+
+def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: int) -> Splits:
+    """Loads the configured TFDS splits and wraps them in tf.data pipelines.
+
+    Args:
+        dataset: The `dataset` config group (TFDS name, split strings, data_dir, download, cache, shuffle_buffer).
+        batch_size: Examples per batch.
+        seed: Seeds the train shuffle, so a seed fixes the data order of every epoch.
+        image_size: Side to which variable-size images are resized before caching (fixed-size images are kept
+            as stored and resized by the model).
+
+    Returns:
+        The train (shuffled), val and test pipelines, yielding (uint8 images, int64 labels) batches.
+
+    Raises:
+        UserInputError: If the dataset is unknown or cannot be obtained, or TFDS rejects a split string (also
+            one that selects nothing).
+    """
+    builder = _builder(dataset)
+    raw = _load_raw(dataset, builder)
+    image_shape = tuple(builder.info.features["image"].shape)
+    if None in image_shape[:2]:
+        raw = {key: ds.map(_resizer(image_size), num_parallel_calls=tf.data.AUTOTUNE) for key, ds in raw.items()}
+        image_shape = (image_size, image_size, image_shape[2])
+    sizes = {key: int(ds.cardinality()) for key, ds in raw.items()}  # TFDS knows its split sizes
+
+    def pipeline(key: str, training: bool) -> tf.data.Dataset:
+        ds = raw[key].cache() if dataset.cache else raw[key]
+        if training:
+            buffer = min(dataset.shuffle_buffer, sizes[key]) if sizes[key] > 0 else dataset.shuffle_buffer
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return Splits(
+        train=pipeline("train_split", training=True),
+        val=pipeline("val_split", training=False),
+        test=pipeline("test_split", training=False),
+        image_shape=image_shape,
+        class_names=list(builder.info.features["label"].names),
+        sizes=sizes,
+    )
+
+
+def _builder(dataset: DictConfig) -> tfds.core.DatasetBuilder:
+    try:
+        return tfds.builder(dataset.name, data_dir=dataset.data_dir)
+    except tfds.core.registered.DatasetNotFoundError as err:
+        hint = str(err).split("\n", 1)[0]
+        raise UserInputError(
+            f"dataset.name={dataset.name!r}: not a TFDS dataset ({hint}); "
+            "pick dataset=cifar10|imagenette|shapes or another name from tfds.list_builders()"
+        ) from None
+
+
+def _load_raw(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> dict[str, tf.data.Dataset]:
+    try:
+        return _load_each_split(dataset)
+    except AssertionError:  # TFDS's "could not find data in data_dir": the dataset is not prepared yet
+        _prepare(dataset, builder)
+        return _load_each_split(dataset)
+
+
+def _load_each_split(dataset: DictConfig) -> dict[str, tf.data.Dataset]:
+    raw = {}
+    for key in SPLIT_KEYS:
+        split = dataset[key]
+        try:
+            raw[key] = tfds.load(
+                dataset.name,
+                split=split,
+                data_dir=dataset.data_dir,
+                download=False,
+                as_supervised=True,
+                shuffle_files=False,
+            )
+        except (ValueError, KeyError) as err:
+            reason = str(err).strip().split("\n", 1)[0]
+            raise UserInputError(f"dataset.{key}={split!r}: TFDS rejects this split: {reason}") from None
+    return raw
+
+
+def _prepare(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> None:
+    """Makes `builder` prepared in its data_dir, or says in one line what was tried and how to fix it."""
+    where = builder.data_dir
+    urls = list(builder.url_infos or {})
+    fixes = (
+        f'prepare it where there is internet with python -c "import tensorflow_datasets as tfds; '
+        f"tfds.builder('{dataset.name}', data_dir='DIR').download_and_prepare()\" and pass dataset.data_dir=DIR, "
+        f"or put its downloaded archive in {_manual_dir(builder)}, "
+        "or use dataset=shapes (offline)"
+    )
+    if urls and not _has_manual_archive(builder, urls):
+        if not dataset.download:
+            raise UserInputError(
+                f"dataset.name={dataset.name!r} is not prepared in {where} and dataset.download=false; {fixes}"
+            )
+        unreachable = _unreachable_hosts(urls)
+        if unreachable:
+            raise UserInputError(
+                f"dataset.name={dataset.name!r} is not prepared in {where} and cannot be downloaded "
+                f"({', '.join(unreachable)} unreachable); {fixes}"
+            )
+    log.info("Preparing TFDS dataset %s in %s", dataset.name, where)
+    try:
+        builder.download_and_prepare()
+    except OSError as err:
+        raise UserInputError(f"dataset.name={dataset.name!r}: download failed ({err}); {fixes}") from None
+
+
+def _resizer(image_size: int):
+    def resize(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        resized = tf.image.resize(image, [image_size, image_size], method="bilinear")
+        return tf.cast(tf.round(tf.clip_by_value(resized, 0, 255)), tf.uint8), label
+
+    return resize
+
+
+def _basename(url: str) -> str:
+    return Path(urlparse(url).path).name
+
+
+def _manual_dir(builder: tfds.core.DatasetBuilder) -> Path:
+    data_dir_root = str(builder.data_dir)[: -len(builder.info.full_name)]
+    return Path(data_dir_root) / "downloads" / "manual"  # where TFDS looks for manually downloaded archives
+
+
+def _has_manual_archive(builder: tfds.core.DatasetBuilder, urls: list[str]) -> bool:
+    manual = _manual_dir(builder)
+    return any((manual / _basename(url)).exists() for url in urls)
+
+
+def _unreachable_hosts(urls: list[str]) -> list[str]:
+    """Returns the download hosts that do not accept a connection within a few seconds.
+
+    TFDS itself retries an unreachable host for minutes; this answers in seconds.
+    """
+    hosts = sorted({(urlparse(u).hostname, urlparse(u).port or 443) for u in urls if urlparse(u).hostname})
+    unreachable = []
+    for host, port in hosts:
+        try:
+            socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+        except OSError:
+            unreachable.append(host)
+    return unreachable

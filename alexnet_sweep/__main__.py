@@ -1,0 +1,19 @@
+"""`python -m alexnet_sweep [-m] [key=value ...]`: one training job, or with -m a Hydra sweep of them."""
+
+import hydra
+from omegaconf import DictConfig
+
+from alexnet_sweep.config import register_configs
+
+
+@hydra.main(version_base="1.3", config_path="pkg://alexnet_sweep.conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Runs the job Hydra composed; returns its val_accuracy for sweepers that optimize it."""
+    from alexnet_sweep.sweep import run_job  # TensorFlow is imported only once a job really runs
+
+    return run_job(cfg)
+
+
+if __name__ == "__main__":
+    register_configs()
+    main()

@@ -1,0 +1,169 @@
+"""Everything MLflow: the store, experiments, parent (sweep) and child (job) runs, params and metric logging."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run, RunStatus
+from mlflow.utils.git_utils import get_git_commit
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+from omegaconf import DictConfig, OmegaConf
+
+from alexnet_sweep.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+# Makes the MLflow UI open the experiment as model training (runs table) rather than as a GenAI app.
+_EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+TAG_OVERRIDES = "overrides"
+TAG_JOB_NUM = "sweep.job_num"
+TAG_SWEEP_DIR = "sweep.dir"
+TAG_ERROR = "error"
+
+
+def connect(tracking_uri: str) -> MlflowClient:
+    """Opens the tracking store and makes it the one the fluent `mlflow.*` API writes to.
+
+    Args:
+        tracking_uri: `sqlite:///mlflow.db`, `http(s)://host:port`, or a database URL.
+
+    Returns:
+        A client of that store.
+
+    Raises:
+        UserInputError: If MLflow cannot use the URI (unknown scheme, file store, missing database driver).
+    """
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+    except Exception as err:  # MLflow raises several unrelated types here
+        reason = str(err).strip().split(". ", 1)[0].split("\n", 1)[0]
+        raise UserInputError(
+            f"mlflow.tracking_uri={tracking_uri!r}: MLflow cannot use it ({type(err).__name__}: {reason}); "
+            "use sqlite:///mlflow.db, http(s)://HOST:PORT of an MLflow server, or a database URL"
+        ) from None
+    mlflow.set_tracking_uri(tracking_uri)
+    return client
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """Returns the id of experiment `name`, creating it (as a model-training experiment) if needed."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, tags=_EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def flatten_params(cfg: DictConfig) -> dict[str, str]:
+    """Flattens the resolved config to MLflow params with dotted keys (`optimizer.lr`, `epochs`, ...).
+
+    The `mlflow` section says where results go, not how they were made, so it is left out.
+    """
+    params: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            params[prefix[:-1]] = str(node)
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("mlflow", None)
+    walk(container, "")
+    return params
+
+
+def format_lr(lr: float) -> str:
+    """Formats a learning rate the way people type it: 1e-4, 5e-5, 3.2e-4."""
+    mantissa, exponent = f"{lr:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def run_name(cfg: DictConfig) -> str:
+    """Returns a readable run name such as `alexnet8 lr=1e-4 epochs=5`."""
+    return f"{cfg.model.name} lr={format_lr(cfg.optimizer.lr)} epochs={cfg.epochs}"
+
+
+@contextlib.contextmanager
+def job_run(
+    cfg: DictConfig,
+    client: MlflowClient,
+    *,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[Run]:
+    """Runs the body inside one MLflow run of the job, which ends FINISHED, FAILED or KILLED (Ctrl-C).
+
+    Args:
+        cfg: The job's resolved config: its params, run name and experiment come from here.
+        client: Client of the store opened by `connect`.
+        parent_run_id: The sweep's parent run, or None for a top-level run.
+        tags: Extra tags, e.g. the Hydra override string.
+
+    Yields:
+        The active run.
+    """
+    all_tags = {"model": cfg.model.name, "dataset": cfg.dataset.name, **(tags or {})}
+    commit = get_git_commit(Path(__file__).parent)
+    if commit:
+        all_tags[MLFLOW_GIT_COMMIT] = commit
+    with mlflow.start_run(
+        experiment_id=experiment_id(client, cfg.mlflow.experiment_name),
+        run_name=run_name(cfg),
+        parent_run_id=parent_run_id,
+        tags=all_tags,
+    ) as run:
+        try:
+            mlflow.log_params(flatten_params(cfg))
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            raise
+        except Exception as err:
+            mlflow.set_tag(TAG_ERROR, one_line(err))
+            mlflow.log_text(traceback.format_exc(), "error.txt")
+            raise  # mlflow.start_run's context ends the run FAILED
+
+
+def one_line(err: BaseException) -> str:
+    """Returns `Type: first line of the message`, the cause shown in tags and summaries."""
+    message = str(err).strip().split("\n", 1)[0]
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Logs Keras' epoch metrics to the active MLflow run with step = epoch number (1-based).
+
+    MLflow's own `mlflow.keras.MlflowCallback` counts epochs from 0 and logs the optimizer's settings as extra
+    params that duplicate the config's, hence this five-line version.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        if logs:
+            mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch + 1)
+
+
+def start_sweep_run(client: MlflowClient, experiment_name: str, name: str, tags: Mapping[str, str]) -> str:
+    """Creates the RUNNING parent run of a sweep (without activating it) and returns its id."""
+    run = client.create_run(experiment_id(client, experiment_name), run_name=name, tags=dict(tags))
+    return run.info.run_id
+
+
+def child_runs(client: MlflowClient, parent_run: Run) -> list[Run]:
+    """Returns the job runs of a sweep's parent run, oldest first."""
+    return client.search_runs(
+        [parent_run.info.experiment_id],
+        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run.info.run_id}'",
+        order_by=["attributes.start_time ASC"],
+    )

@@ -1,0 +1,119 @@
+"""One job: validate the config, load data, build the model, fit, evaluate, and record it all in MLflow."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from alexnet_sweep import plots, tracking
+from alexnet_sweep.config import validate
+from alexnet_sweep.data import Splits, load_splits
+from alexnet_sweep.model import build_model
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+PREDICTION_IMAGES = 16
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a finished job reports: its MLflow run id and final metrics (last epoch + test)."""
+
+    run_id: str
+    metrics: dict[str, float]
+
+
+def make_optimizer(optimizer: DictConfig) -> keras.optimizers.Optimizer:
+    """Builds the Keras optimizer named by `optimizer.name`; its other keys are the optimizer's arguments."""
+    kwargs = {key: value for key, value in optimizer.items() if key not in ("name", "lr")}
+    return OPTIMIZERS[optimizer.name](learning_rate=optimizer.lr, **kwargs)
+
+
+def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> JobResult:
+    """Trains and evaluates one configuration and records it as one MLflow run.
+
+    Every check of the input (config values, tracking URI, dataset and splits) happens before the run is
+    created, so bad input leaves no trace in the store.
+
+    Args:
+        cfg: The composed job config (see conf/config.yaml).
+        parent_run_id: The sweep's parent run id when the job is part of a multirun.
+        tags: Extra MLflow tags, e.g. the Hydra override string.
+
+    Returns:
+        The run id and the final metrics.
+
+    Raises:
+        UserInputError: On bad input, before anything is trained or recorded.
+    """
+    validate(cfg)
+    client = tracking.connect(cfg.mlflow.tracking_uri)
+    splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
+    log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
+
+    keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(
+        name=cfg.model.name,
+        input_size=cfg.model.input_size,
+        dense_units=list(cfg.model.dense_units),
+        dropout=cfg.model.dropout,
+        bn_momentum=cfg.model.bn_momentum,
+        image_shape=splits.image_shape,
+        num_classes=len(splits.class_names),
+    )
+    model.compile(
+        optimizer=make_optimizer(cfg.optimizer),
+        loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels
+        metrics=["accuracy"],
+    )
+
+    with tracking.job_run(cfg, client, parent_run_id=parent_run_id, tags=tags) as active:
+        _log_inputs(cfg, model)
+        history = model.fit(
+            splits.train,
+            validation_data=splits.val,
+            epochs=cfg.epochs,
+            callbacks=[tracking.EpochMetricsLogger()],
+            shuffle=False,  # the pipeline already shuffles, seeded
+            verbose=1,
+        )
+        test = model.evaluate(splits.test, return_dict=True, verbose=0)
+        test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
+        mlflow.log_metrics(test_metrics)
+        log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))
+        _log_figures(model, splits, history.history, title=tracking.run_name(cfg))
+        if cfg.save_model:
+            _log_model(model)
+    final = {key: float(values[-1]) for key, values in history.history.items()}
+    return JobResult(run_id=active.info.run_id, metrics={**final, **test_metrics})
+
+
+def _log_inputs(cfg: DictConfig, model: keras.Model) -> None:
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=100)
+    mlflow.log_text("\n".join(lines), "model_summary.txt")
+
+
+def _log_figures(model: keras.Model, splits: Splits, history: dict[str, list[float]], title: str) -> None:
+    mlflow.log_figure(plots.curves_figure(history, title=title), "curves.png")
+    images, labels = next(iter(splits.test.unbatch().batch(PREDICTION_IMAGES)))
+    predicted = np.argmax(model(images, training=False), axis=-1)  # no predict(): it retraces for every new model
+    figure = plots.predictions_figure(images.numpy(), labels.numpy(), predicted, splits.class_names)
+    mlflow.log_figure(figure, "predictions.png")
+
+
+def _log_model(model: keras.Model) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        mlflow.log_artifact(str(path), artifact_path="model")

@@ -1,0 +1,102 @@
+"""The command line as a user runs it: real `python -m alexnet_sweep` subprocesses."""
+
+import itertools
+import re
+
+import pytest
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from tests.conftest import all_runs, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def split_runs(store):
+    runs = all_runs(store)
+    parents = [run for run in runs if MLFLOW_PARENT_RUN_ID not in run.data.tags]
+    children = [run for run in runs if MLFLOW_PARENT_RUN_ID in run.data.tags]
+    return parents, children
+
+
+def test_smoke_sweep_gives_one_parent_and_six_finished_children(tmp_path, tfds_dir):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli(
+        "-m", "optimizer.lr=1e-3,1e-4,5e-5", "epochs=1,2", "experiment=smoke",
+        f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    [parent], children = split_runs(store)
+    assert parent.info.status == "FINISHED"
+    assert len(children) == 6
+    assert all(child.info.status == "FINISHED" for child in children)
+    assert all(child.data.tags[MLFLOW_PARENT_RUN_ID] == parent.info.run_id for child in children)
+    grid = {(child.data.params["optimizer.lr"], child.data.params["epochs"]) for child in children}
+    assert grid == set(itertools.product(["0.001", "0.0001", "5e-05"], ["1", "2"]))
+    assert all("test_accuracy" in child.data.metrics for child in children)
+    assert all(child.data.params["model.input_size"] == "67" for child in children)
+
+    log = result.stdout + result.stderr
+    assert [int(k) for k in re.findall(r"\[(\d)/6\] optimizer", log)] == [1, 2, 3, 4, 5, 6]
+    assert "Sweep done: 6/6 jobs finished" in result.stdout
+    table = result.stdout[result.stdout.index("Sweep done") :]
+    assert len(re.findall(r"optimizer\.lr=\S+ epochs=\d\s+FINISHED\s+\d\.\d{4}\s+\d\.\d{4}", table)) == 6
+    assert "mlflow ui --backend-store-uri" in table
+    assert list((tmp_path / "multirun").glob("*/*/mlflow_sweep.json"))
+
+
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path, tfds_dir):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli(
+        "-m", "optimizer.lr=1e-3,-1", "experiment=smoke",
+        f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    [parent], [child] = split_runs(store)
+    assert child.info.status == "FINISHED" and child.data.params["optimizer.lr"] == "0.001"
+    assert parent.info.status == "FAILED"
+    assert "optimizer.lr=-1.0: must be a positive number" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_single_job_from_any_directory(tmp_path, tfds_dir):
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    result = run_cli("experiment=smoke", f"dataset.data_dir={tfds_dir}", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parents, children = split_runs(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert len(parents) == 1 and not children
+    assert (workdir / "mlruns").is_dir(), "artifacts sit beside the embedded store"
+
+
+BAD_INPUT = [
+    ("optimizer.lr=0", "optimizer.lr=0.0"),
+    ("optimizer.lr=-1e-3", "optimizer.lr=-0.001"),
+    ("optimizer.lr=abc", "optimizer.lr=abc"),
+    ("epochs=0", "epochs=0"),
+    ("batch_size=0", "batch_size=0"),
+    ("model.input_size=64", "model.input_size=64"),
+    ("model=alexnet10", "alexnet10"),
+    ("dataset=mnist", "mnist"),
+    ("optimizer=rmsprop", "rmsprop"),
+    ("learning_rate=1e-3", "learning_rate"),
+    ("dataset.train_split='train[:zz]'", "dataset.train_split='train[:zz]'"),
+    ("dataset.name=no_such_dataset", "dataset.name='no_such_dataset'"),
+    ("mlflow.tracking_uri=ftp://host/x", "mlflow.tracking_uri='ftp://host/x'"),
+]
+
+
+@pytest.mark.parametrize(("override", "named"), BAD_INPUT, ids=[o for o, _ in BAD_INPUT])
+def test_bad_input_is_a_clear_error_before_anything_runs(tmp_path, tfds_dir, override, named):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli(
+        "experiment=smoke", f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}", override, cwd=tmp_path
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    assert named in output
+    assert "Epoch 1/" not in output
+    assert all_runs(store) == []

@@ -1,0 +1,151 @@
+import hashlib
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from omegaconf import OmegaConf
+
+from alexnet_sweep import data, shapes
+from alexnet_sweep.data import load_splits
+from alexnet_sweep.errors import UserInputError
+
+
+def dataset_cfg(name="shapes", data_dir=None, **overrides):
+    cfg = {
+        "name": name,
+        "train_split": "train[:80%]",
+        "val_split": "train[80%:]",
+        "test_split": "test",
+        "data_dir": str(data_dir) if data_dir else None,
+        "download": True,
+        "cache": True,
+        "shuffle_buffer": 1000,
+    }
+    return OmegaConf.create({**cfg, **overrides})
+
+
+def digests(ds):
+    return [hashlib.sha1(image.numpy().tobytes()).hexdigest() for image, _ in ds]
+
+
+def test_shape_drawing_is_deterministic_and_class_dependent():
+    first = [shapes.draw_shape(label, np.random.default_rng(7)) for label in range(10)]
+    again = [shapes.draw_shape(label, np.random.default_rng(7)) for label in range(10)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert first[0].shape == (32, 32, 3) and first[0].dtype == np.uint8
+    # Same random draws, different class: the drawn shape is what differs.
+    assert len({image.tobytes() for image in first}) == 10
+
+
+def test_shapes_builds_offline_like_cifar10(tfds_dir):
+    builder = tfds.builder("shapes", data_dir=str(tfds_dir))
+    assert builder.is_prepared()
+    cifar_features = tfds.builder("cifar10").info.features
+    assert builder.info.features["image"].shape == cifar_features["image"].shape
+    assert builder.info.features["label"].num_classes == cifar_features["label"].num_classes
+    assert set(builder.info.splits) == {"train", "test"}
+    labels = [int(y) for _, y in tfds.load("shapes", split="train", data_dir=str(tfds_dir), as_supervised=True)]
+    assert np.bincount(labels).tolist() == [200] * 10
+
+
+def test_shapes_split_slicing_is_exact_and_disjoint(tfds_dir):
+    load = lambda split: tfds.load("shapes", split=split, data_dir=str(tfds_dir), as_supervised=True)  # noqa: E731
+    train, val, whole = digests(load("train[:80%]")), digests(load("train[80%:]")), digests(load("train"))
+    assert (len(train), len(val)) == (1600, 400)
+    assert not set(train) & set(val)
+    assert train + val == whole
+
+
+def test_shapes_pipeline_batches_uint8_and_shuffles_by_seed(tfds_dir):
+    cfg = dataset_cfg(data_dir=tfds_dir)
+    splits = load_splits(cfg, batch_size=64, seed=1, image_size=67)
+    assert splits.sizes == {"train_split": 1600, "val_split": 400, "test_split": 500}
+    assert splits.image_shape == (32, 32, 3)
+    assert splits.class_names == list(shapes.CLASS_NAMES)
+    images, labels = next(iter(splits.train))
+    assert images.shape == (64, 32, 32, 3) and images.dtype.name == "uint8"
+    assert labels.dtype.name == "int64"
+    assert sum(1 for _ in splits.val) == 7  # 400 / 64, last batch partial
+
+    def first_batch(seed):
+        return next(iter(load_splits(cfg, batch_size=64, seed=seed, image_size=67).train))[1].numpy()
+
+    assert np.array_equal(first_batch(1), first_batch(1))
+    assert not np.array_equal(first_batch(1), first_batch(2))
+    epoch1, epoch2 = ([y.numpy() for _, y in splits.train] for _ in range(2))
+    assert not np.array_equal(np.concatenate(epoch1), np.concatenate(epoch2)), "reshuffled every epoch"
+
+
+def test_cifar10_pipeline_on_mock_data():
+    with tfds.testing.mock_data(num_examples=20):
+        splits = load_splits(dataset_cfg("cifar10"), batch_size=8, seed=0, image_size=227)
+        images, labels = next(iter(splits.train))
+    assert splits.image_shape == (32, 32, 3)  # kept at 32x32: the model resizes on the device
+    assert len(splits.class_names) == 10
+    assert images.shape == (8, 32, 32, 3) and images.dtype.name == "uint8"
+    assert splits.sizes == {"train_split": 20, "val_split": 20, "test_split": 20}
+
+
+def test_imagenette_variable_sizes_are_resized_once_on_mock_data():
+    cfg = dataset_cfg("imagenette/320px-v2", train_split="train", val_split="validation[:50%]",
+                      test_split="validation[50%:]")  # fmt: skip
+    with tfds.testing.mock_data(num_examples=12):
+        splits = load_splits(cfg, batch_size=4, seed=0, image_size=67)
+        batches = [images for images, _ in splits.test]
+    assert splits.image_shape == (67, 67, 3)
+    assert [tuple(b.shape) for b in batches] == [(4, 67, 67, 3)] * 3
+    assert batches[0].dtype.name == "uint8"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("train_split", "train[:abc]", "dataset.train_split='train[:abc]': TFDS rejects this split"),
+        ("val_split", "validation", "dataset.val_split='validation': TFDS rejects this split"),
+        ("test_split", "test[:0]", "dataset.test_split='test[:0]': TFDS rejects this split: Instruction []"),
+    ],
+)
+def test_bad_split_is_a_one_line_error(tfds_dir, key, value, message):
+    with pytest.raises(UserInputError) as caught:
+        load_splits(dataset_cfg(data_dir=tfds_dir, **{key: value}), batch_size=8, seed=0, image_size=67)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_dataset_name_is_a_one_line_error():
+    with pytest.raises(UserInputError, match=r"^dataset.name='cifar11': not a TFDS dataset") as caught:
+        load_splits(dataset_cfg("cifar11"), batch_size=8, seed=0, image_size=67)
+    assert "\n" not in str(caught.value)
+
+
+def test_unprepared_dataset_without_download_says_how_to_fix(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(UserInputError) as caught:
+        load_splits(dataset_cfg("cifar10", data_dir=tmp_path, download=False), batch_size=8, seed=0, image_size=67)
+    message = str(caught.value)
+    assert message.startswith(f"dataset.name='cifar10' is not prepared in {tmp_path}")
+    for fix in ("download_and_prepare()", "dataset.data_dir=", "downloads/manual", "dataset=shapes"):
+        assert fix in message
+    assert "\n" not in message
+    assert time.monotonic() - start < 10
+
+
+def test_unreachable_download_host_fails_in_seconds(tmp_path, monkeypatch):
+    probed = []
+
+    def unreachable(urls):
+        probed.extend(urls)
+        return ["www.cs.toronto.edu"]
+
+    monkeypatch.setattr(data, "_unreachable_hosts", unreachable)
+    with pytest.raises(UserInputError, match=r"cannot be downloaded \(www.cs.toronto.edu unreachable\)"):
+        load_splits(dataset_cfg("cifar10", data_dir=tmp_path), batch_size=8, seed=0, image_size=67)
+    assert probed == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
+    assert not (tmp_path / "downloads").exists(), "nothing was downloaded"
+
+
+def test_host_probe_reports_a_closed_port():
+    start = time.monotonic()
+    assert data._unreachable_hosts(["https://127.0.0.1:9/archive.tgz"]) == ["127.0.0.1"]
+    assert time.monotonic() - start < 5

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_sweep.architecture import feature_map_size, min_input_size
+from alexnet_sweep.model import build_model
+
+
+def make(dense_units, input_size=227, image_shape=(32, 32, 3)):
+    return build_model(
+        name="alexnet",
+        input_size=input_size,
+        dense_units=dense_units,
+        dropout=0.5,
+        bn_momentum=0.99,
+        image_shape=image_shape,
+        num_classes=10,
+    )
+
+
+@pytest.mark.parametrize(("dense_units", "total"), [([4096, 4096], 58_324_746), ([4096, 4096, 4096], 75_106_058)])
+def test_parameter_counts_match_the_reference(dense_units, total):
+    model = make(dense_units)
+    assert model.count_params() == total
+    lines = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    assert f"Total params: {total:,}" in "\n".join(lines)
+
+
+def test_layer_sequence_is_the_reference():
+    model = make([4096, 4096])
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "Rescaling", "Resizing",
+        "Conv2D", "BatchNormalization", "MaxPooling2D",
+        "Conv2D", "BatchNormalization", "MaxPooling2D",
+        "Conv2D", "Conv2D",
+        "Conv2D", "BatchNormalization", "MaxPooling2D",
+        "Flatten", "Dense", "Dropout", "Dense", "Dropout", "Dense",
+    ]  # fmt: skip
+    assert model.get_layer("conv1").strides == (4, 4)
+    assert model.get_layer("predictions").activation.__name__ == "softmax"
+
+
+def test_min_input_size_is_where_the_feature_map_vanishes():
+    assert min_input_size() == 67
+    assert feature_map_size(67) == 1
+    assert feature_map_size(66) < 1
+    assert feature_map_size(227) == 6
+
+
+def test_smallest_input_builds_and_predicts_probabilities():
+    model = make([64], input_size=67)
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    probabilities = model.predict(images, verbose=0)
+    assert probabilities.shape == (3, 10)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_in_model_preprocessing_equals_the_reference_resize():
+    model = make([64], input_size=99)
+    images = np.random.default_rng(1).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    ours = model.get_layer("resize")(model.get_layer("scale")(images)).numpy()
+    reference = np.stack(
+        [tf.image.resize(tf.cast(image, tf.float32) / 255, [99, 99], method="bilinear").numpy() for image in images]
+    )
+    np.testing.assert_allclose(ours, reference, atol=1e-6)

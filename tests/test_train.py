@@ -1,0 +1,110 @@
+import keras
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from alexnet_sweep import train
+from alexnet_sweep.errors import UserInputError
+from tests.conftest import all_runs
+
+PARAMS = {
+    "dataset.name", "dataset.train_split", "dataset.val_split", "dataset.test_split", "dataset.data_dir",
+    "dataset.download", "dataset.cache", "dataset.shuffle_buffer",
+    "model.name", "model.input_size", "model.dense_units", "model.dropout", "model.bn_momentum",
+    "optimizer.name", "optimizer.lr", "optimizer.beta_1", "optimizer.beta_2", "optimizer.epsilon",
+    "seed", "epochs", "batch_size", "save_model",
+}  # fmt: skip
+EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
+ARTIFACTS = {"config.yaml", "model_summary.txt", "curves.png", "predictions.png"}
+
+
+def test_one_job_logs_exactly_the_params_metrics_and_artifacts(make_cfg, tiny_overrides, store):
+    cfg = make_cfg(*tiny_overrides, "epochs=2", "optimizer.lr=3e-4")
+    result = train.run(cfg, tags={"overrides": "epochs=2 optimizer.lr=3e-4"})
+
+    client = MlflowClient(store)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "alexnet8 lr=3e-4 epochs=2"
+    assert client.get_experiment(run.info.experiment_id).name == "smoke"
+    assert set(run.data.params) == PARAMS
+    assert run.data.params["optimizer.lr"] == "0.0003"
+    assert run.data.params["epochs"] == "2"
+    assert run.data.params["model.input_size"] == "67"
+    assert set(run.data.metrics) == EPOCH_METRICS | {"test_loss", "test_accuracy"}
+    for metric in EPOCH_METRICS:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2]
+    assert 0 <= run.data.metrics["test_accuracy"] <= 1
+    assert result.metrics["test_accuracy"] == run.data.metrics["test_accuracy"]
+    assert run.data.tags["model"] == "alexnet8"
+    assert run.data.tags["dataset"] == "shapes"
+    assert run.data.tags["overrides"] == "epochs=2 optimizer.lr=3e-4"
+    assert MLFLOW_PARENT_RUN_ID not in run.data.tags, "a single job is a top-level run"
+
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+    local = client.download_artifacts(run.info.run_id, "")
+    logged_cfg = yaml.safe_load(open(f"{local}/config.yaml"))
+    assert logged_cfg["optimizer"]["lr"] == 3e-4 and logged_cfg["epochs"] == 2
+    summary = open(f"{local}/model_summary.txt").read()
+    assert "conv1 (Conv2D)" in summary and "Total params" in summary
+    for figure in ("curves.png", "predictions.png"):
+        assert open(f"{local}/{figure}", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_model_switch_logs_a_loadable_keras_model(make_cfg, tiny_overrides, store):
+    cfg = make_cfg(*tiny_overrides, "save_model=true", "model.dense_units=[32]")
+    result = train.run(cfg)
+    client = MlflowClient(store)
+    assert [a.path for a in client.list_artifacts(result.run_id, "model")] == ["model/model.keras"]
+    model = keras.models.load_model(client.download_artifacts(result.run_id, "model/model.keras"))
+    assert model.count_params() == train.build_model(
+        name="x", input_size=67, dense_units=[32], dropout=0.5, bn_momentum=0.9, image_shape=(32, 32, 3),
+        num_classes=10,
+    ).count_params()  # fmt: skip
+
+
+def test_training_learns_the_shapes(make_cfg, tfds_dir, store):
+    # The demo's lr=1e-4, epochs=5 job (measured: train 0.73, val 0.68); chance is 0.1.
+    cfg = make_cfg(
+        "experiment=demo",
+        f"dataset.data_dir={tfds_dir}",
+        f"mlflow.tracking_uri={store}",
+        "epochs=5",
+        "optimizer.lr=1e-4",
+    )
+    result = train.run(cfg)
+    assert result.metrics["accuracy"] > 0.5
+    assert result.metrics["val_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(("raised", "status"), [(RuntimeError("disk full"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
+def test_a_job_that_stops_never_leaves_its_run_running(make_cfg, tiny_overrides, store, monkeypatch, raised, status):
+    def broken(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(train.plots, "curves_figure", broken)
+    with pytest.raises(type(raised)):
+        train.run(make_cfg(*tiny_overrides))
+    [run] = all_runs(store)
+    assert run.info.status == status
+    if status == "FAILED":
+        assert run.data.tags["error"] == "RuntimeError: disk full"
+        assert "error.txt" in {a.path for a in MlflowClient(store).list_artifacts(run.info.run_id)}
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optimizer.lr=-1",
+        "epochs=0",
+        "model.input_size=32",
+        "mlflow.tracking_uri=foo://bar",
+        "dataset.name=not_a_dataset",
+        "dataset.train_split='train[:oops]'",
+    ],
+)
+def test_bad_input_fails_before_any_run(make_cfg, tiny_overrides, store, override):
+    with pytest.raises(UserInputError):
+        train.run(make_cfg(*tiny_overrides, override))
+    assert all_runs(store) == []

@@ -1,0 +1,42 @@
+# alexnet_sweep: `make help` lists the targets. Everything runs from the virtual env in .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STORE ?= sqlite:///mlflow.db
+PORT ?= 5000
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo sweep smoke test lint ui clean
+
+help: ## Show this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the package (editable) with the test tools
+
+demo: install ## The user's grid (lr x epochs) on the offline shapes dataset: < 10 min on 2 CPU cores
+	$(BIN)/python -m alexnet_sweep -m experiment=demo
+
+sweep: install ## The user's grid on CIFAR-10 at 227x227 (a GPU machine with internet)
+	$(BIN)/python -m alexnet_sweep -m optimizer.lr=1e-3,1e-4,5e-5 epochs=5,10
+
+smoke: install ## The CI smoke sweep: the same 6-job shape, tiny data, a few minutes on CPU
+	$(BIN)/python -m alexnet_sweep -m optimizer.lr=1e-3,1e-4,5e-5 epochs=1,2 experiment=smoke
+
+test: install ## Run the test suite
+	$(BIN)/python -m pytest
+
+lint: install ## Ruff lint and format check
+	$(BIN)/ruff check alexnet_sweep tests
+	$(BIN)/ruff format --check alexnet_sweep tests
+
+ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:$(PORT) (loopback only)
+	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
+
+clean: ## Remove sweep outputs, the local MLflow store and caches (keeps .venv)
+	rm -rf multirun outputs mlruns mlflow.db .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

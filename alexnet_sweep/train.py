@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import mlflow
 import numpy as np
+import tensorflow as tf
+from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
 from alexnet_sweep import plots, tracking
@@ -92,7 +92,7 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
         log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))
         _log_figures(model, splits, history.history, title=tracking.run_name(cfg))
         if cfg.save_model:
-            _log_model(model)
+            _log_model(model, splits)
     final = {key: float(values[-1]) for key, values in history.history.items()}
     return JobResult(run_id=active.info.run_id, metrics={**final, **test_metrics})
 
@@ -112,8 +112,13 @@ def _log_figures(model: keras.Model, splits: Splits, history: dict[str, list[flo
     mlflow.log_figure(figure, "predictions.png")
 
 
-def _log_model(model: keras.Model) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        mlflow.log_artifact(str(path), artifact_path="model")
+def _log_model(model: keras.Model, splits: Splits) -> None:
+    images, _ = next(iter(splits.test.take(1)))
+    example = images[:1].numpy()
+    mlflow.keras.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example, model(example, training=False).numpy()),
+        # Pinning what runs here skips MLflow's requirement inference, which re-imports the model in a subprocess.
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+    )

@@ -1,5 +1,6 @@
 import itertools
 import re
+from importlib.resources import files
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -7,6 +8,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from alexnet_sweep.config import validate
 from alexnet_sweep.errors import UserInputError
+from tests.conftest import run_cli
 
 DATASETS = {"cifar10": "cifar10", "imagenette": "imagenette/320px-v2", "shapes": "shapes"}
 MODELS = {"alexnet8": [4096, 4096], "alexnet9": [4096, 4096, 4096]}
@@ -109,3 +111,19 @@ def test_validate_names_key_and_value(make_cfg, override, expected):
     with pytest.raises(UserInputError) as caught:
         validate(make_cfg(override))
     assert str(caught.value) == expected
+
+
+def test_help_lists_every_group_option(tmp_path):
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    listed = {}
+    for line in result.stdout.splitlines():
+        group, _, options = line.partition(":")
+        if group in ("dataset", "model", "optimizer", "experiment"):
+            listed.setdefault(group, set(options.replace("|", " ").split()))  # the first: the groups section
+    assert set(listed) == {"dataset", "model", "optimizer", "experiment"}
+    for group, shown in listed.items():
+        options = {
+            path.stem for path in files("alexnet_sweep.conf").joinpath(group).iterdir() if path.suffix == ".yaml"
+        }
+        assert options <= shown, group

@@ -1,8 +1,11 @@
+import subprocess
+from pathlib import Path
+
 import mlflow
 import pytest
 import yaml
 from mlflow import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep import train
 from alexnet_sweep.errors import UserInputError
@@ -41,6 +44,8 @@ def test_one_job_logs_exactly_the_params_metrics_and_artifacts(make_cfg, tiny_ov
     assert run.data.tags["dataset"] == "shapes"
     assert run.data.tags["overrides"] == "epochs=2 optimizer.lr=3e-4"
     assert MLFLOW_PARENT_RUN_ID not in run.data.tags, "a single job is a top-level run"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(train.__file__).parent, capture_output=True, text=True)
+    assert run.data.tags.get(MLFLOW_GIT_COMMIT) == (head.stdout.strip() if head.returncode == 0 else None)
 
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
     local = client.download_artifacts(run.info.run_id, "")

@@ -84,6 +84,9 @@ def run_job(cfg: DictConfig) -> float | None:
             parent_run_id=state.parent_run_id,
             tags={tracking.TAG_OVERRIDES: overrides, tracking.TAG_JOB_NUM: str(hydra_cfg.job.num)},
         )
+    except KeyboardInterrupt:  # the job's run is already KILLED; the sweep stops here, so end its parent too
+        tracking.connect(state.tracking_uri).set_terminated(state.parent_run_id, "KILLED")
+        raise
     except Exception as err:
         cause = str(err) if isinstance(err, UserInputError) else tracking.one_line(err)
         log.error("%s failed: %s", job, cause)

@@ -1,7 +1,12 @@
 """The command line as a user runs it: real `python -m alexnet_sweep` subprocesses."""
 
 import itertools
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -100,3 +105,30 @@ def test_bad_input_is_a_clear_error_before_anything_runs(tmp_path, tfds_dir, ove
     assert named in output
     assert "Epoch 1/" not in output
     assert all_runs(store) == []
+
+
+def test_ctrl_c_ends_the_job_and_the_sweep_killed(tmp_path, tfds_dir):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "optimizer.lr=1e-3,1e-4", "epochs=50", "experiment=smoke"]
+    args += [f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alexnet_sweep", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "Epoch 2/50" not in seen and time.monotonic() < deadline:
+        seen += process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+
+    [parent], [child] = split_runs(store)
+    assert child.info.status == "KILLED"
+    assert parent.info.status == "KILLED"
+    assert len(child.data.params) and child.data.params["optimizer.lr"] == "0.001", "the second job never started"

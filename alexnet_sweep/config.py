@@ -91,13 +91,16 @@ class Config:
 
 
 def register_configs() -> None:
-    """Registers the schemas that the YAML files under `conf/` extend (`defaults: [schema]`)."""
+    """Registers the schemas that the YAML files under `conf/` extend.
+
+    They live in their own `schema/...` groups, so `model=...` and friends offer only real options.
+    """
     store = ConfigStore.instance()
-    store.store(name="schema", node=Config)
-    store.store(group="dataset", name="schema", node=DatasetConfig)
-    store.store(group="model", name="schema", node=ModelConfig)
-    store.store(group="optimizer", name="adam_schema", node=AdamConfig)
-    store.store(group="optimizer", name="sgd_schema", node=SGDConfig)
+    store.store(group="schema", name="config", node=Config)
+    store.store(group="schema/dataset", name="base", node=DatasetConfig)
+    store.store(group="schema/model", name="base", node=ModelConfig)
+    store.store(group="schema/optimizer", name="adam", node=AdamConfig)
+    store.store(group="schema/optimizer", name="sgd", node=SGDConfig)
 
 
 def _fail(key: str, value: Any, problem: str) -> UserInputError:
@@ -113,8 +116,12 @@ def validate(cfg: DictConfig) -> None:
     Raises:
         UserInputError: On the first bad value, naming its key and value.
     """
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        raise UserInputError(f"{key}=???: has no value; set it in its YAML file or on the command line")
     for key, value in _keys_outside_schema(cfg):
         raise _fail(key, value, "not a config key (list them with: python -m alexnet_sweep --cfg job)")
+    if not 0 <= cfg.seed < 2**32:
+        raise _fail("seed", cfg.seed, "must be in [0, 2**32)")
     lr = cfg.optimizer.lr
     if not (math.isfinite(lr) and lr > 0):
         raise _fail("optimizer.lr", lr, "must be a positive number")

@@ -76,7 +76,7 @@ def test_sweep_presets_define_the_grids(make_cfg):
             assert dict(cfg.hydra.sweeper.params) == expected
 
 
-@pytest.mark.parametrize("override", ["foo=1", "optimizer.momentum=0.9", "model.units=3"])
+@pytest.mark.parametrize("override", ["foo=1", "optimizer.momentum=0.9", "model.units=3", "model=schema"])
 def test_unknown_key_is_an_error(make_cfg, override):
     with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
         make_cfg(override)
@@ -105,6 +105,8 @@ def test_schema_types_values(make_cfg, override):
         ("model.input_size=66", "model.input_size=66: too small for alexnet8: the minimum is 67"),
         ("model.dropout=1.0", "model.dropout=1.0: must be in [0, 1)"),
         ("model.dense_units=[]", "model.dense_units=[]: needs at least one layer of >= 1 units"),
+        ("seed=-1", "seed=-1: must be in [0, 2**32)"),
+        ("model.name=???", "model.name=???: has no value; set it in its YAML file or on the command line"),
     ],
 )
 def test_validate_names_key_and_value(make_cfg, override, expected):

@@ -7,6 +7,7 @@ model's first layers. Only variable-size images (Imagenette) are resized here, o
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,7 @@ def _prepare(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> None:
             raise UserInputError(
                 f"dataset.name={dataset.name!r} is not prepared in {where} and dataset.download=false; {fixes}"
             )
-        unreachable = _unreachable_hosts(urls)
+        unreachable = [] if _behind_proxy() else _unreachable_hosts(urls)
         if unreachable:
             raise UserInputError(
                 f"dataset.name={dataset.name!r} is not prepared in {where} and cannot be downloaded "
@@ -172,7 +173,9 @@ def _unreachable_hosts(urls: list[str]) -> list[str]:
 
     TFDS itself retries an unreachable host for minutes; this answers in seconds.
     """
-    hosts = sorted({(urlparse(u).hostname, urlparse(u).port or 443) for u in urls if urlparse(u).hostname})
+    default_ports = {"http": 80, "https": 443}
+    parsed = [urlparse(url) for url in urls]
+    hosts = sorted({(p.hostname, p.port or default_ports.get(p.scheme, 443)) for p in parsed if p.hostname})
     unreachable = []
     for host, port in hosts:
         try:
@@ -180,3 +183,11 @@ def _unreachable_hosts(urls: list[str]) -> list[str]:
         except OSError:
             unreachable.append(host)
     return unreachable
+
+
+def _behind_proxy() -> bool:
+    """True if downloads go through a proxy, where a direct probe says nothing (TFDS's requests uses it)."""
+    return any(
+        os.environ.get(name)
+        for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+    )

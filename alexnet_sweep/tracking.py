@@ -8,11 +8,14 @@ import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import keras
 import mlflow
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Run, RunStatus
+from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +30,7 @@ TAG_OVERRIDES = "overrides"
 TAG_JOB_NUM = "sweep.job_num"
 TAG_SWEEP_DIR = "sweep.dir"
 TAG_ERROR = "error"
+_SERVER_TIMEOUT_S = 5
 
 
 def connect(tracking_uri: str) -> MlflowClient:
@@ -39,29 +43,54 @@ def connect(tracking_uri: str) -> MlflowClient:
         A client of that store.
 
     Raises:
-        UserInputError: If MLflow cannot use the URI (unknown scheme, file store, missing database driver).
+        UserInputError: If MLflow cannot use the URI (unknown scheme, file store, missing database driver) or no
+            server answers at an http(s) URI.
     """
+    fix = "use sqlite:///mlflow.db, http(s)://HOST:PORT of a running MLflow server, or a database URL"
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
-    except Exception as err:  # MLflow raises several unrelated types here
-        reason = str(err).strip().split(". ", 1)[0].split("\n", 1)[0]
+    except UnsupportedModelRegistryStoreURIException:
+        scheme = urlparse(tracking_uri).scheme
         raise UserInputError(
-            f"mlflow.tracking_uri={tracking_uri!r}: MLflow cannot use it ({type(err).__name__}: {reason}); "
-            "use sqlite:///mlflow.db, http(s)://HOST:PORT of an MLflow server, or a database URL"
+            f"mlflow.tracking_uri={tracking_uri!r}: MLflow has no store for {scheme!r}; {fix}"
         ) from None
+    except Exception as err:  # the file-store refusal, a missing database driver, ...
+        reason = str(err).strip().split(". ", 1)[0].split("\n", 1)[0]
+        raise UserInputError(f"mlflow.tracking_uri={tracking_uri!r}: {type(err).__name__}: {reason}; {fix}") from None
+    if urlparse(tracking_uri).scheme in ("http", "https"):
+        _check_server_answers(tracking_uri, fix)
     mlflow.set_tracking_uri(tracking_uri)
     return client
 
 
-def experiment_id(client: MlflowClient, name: str) -> str:
-    """Returns the id of experiment `name`, creating it (as a model-training experiment) if needed."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
+def _check_server_answers(tracking_uri: str, fix: str) -> None:
+    # MLflow's client retries an unreachable server for minutes; any HTTP answer (even 401) proves it is there.
     try:
-        return client.create_experiment(name, tags=_EXPERIMENT_KIND)
-    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
-        return client.get_experiment_by_name(name).experiment_id
+        requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=_SERVER_TIMEOUT_S)
+    except requests.RequestException as err:
+        raise UserInputError(
+            f"mlflow.tracking_uri={tracking_uri!r}: no MLflow server answers ({type(err).__name__}); {fix}"
+        ) from None
+
+
+def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """Returns the id of experiment `name`, creating it (as a model-training experiment) if needed.
+
+    Raises:
+        UserInputError: If the experiment exists but was deleted (MLflow keeps the name reserved).
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, tags=_EXPERIMENT_KIND)
+        except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
+            experiment = client.get_experiment_by_name(name)
+    if experiment.lifecycle_stage == "deleted":
+        raise UserInputError(
+            f"mlflow.experiment_name={name!r}: this experiment is deleted; restore it (MLflow UI, or "
+            f"mlflow experiments restore --experiment-id {experiment.experiment_id}) or choose another name"
+        )
+    return experiment.experiment_id
 
 
 def flatten_params(cfg: DictConfig) -> dict[str, str]:
@@ -84,6 +113,12 @@ def flatten_params(cfg: DictConfig) -> dict[str, str]:
     return params
 
 
+def source_tags() -> dict[str, str]:
+    """Returns the git commit of this package's checkout as MLflow's standard tag, if it is one."""
+    commit = get_git_commit(Path(__file__).parent)
+    return {MLFLOW_GIT_COMMIT: commit} if commit else {}
+
+
 def format_lr(lr: float) -> str:
     """Formats a learning rate the way people type it: 1e-4, 5e-5, 3.2e-4."""
     mantissa, exponent = f"{lr:.3e}".split("e")
@@ -98,7 +133,7 @@ def run_name(cfg: DictConfig) -> str:
 @contextlib.contextmanager
 def job_run(
     cfg: DictConfig,
-    client: MlflowClient,
+    experiment_id: str,
     *,
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -106,20 +141,17 @@ def job_run(
     """Runs the body inside one MLflow run of the job, which ends FINISHED, FAILED or KILLED (Ctrl-C).
 
     Args:
-        cfg: The job's resolved config: its params, run name and experiment come from here.
-        client: Client of the store opened by `connect`.
+        cfg: The job's resolved config: its params and run name come from here.
+        experiment_id: The experiment to record into (`get_or_create_experiment`) in the store `connect` opened.
         parent_run_id: The sweep's parent run, or None for a top-level run.
         tags: Extra tags, e.g. the Hydra override string.
 
     Yields:
         The active run.
     """
-    all_tags = {"model": cfg.model.name, "dataset": cfg.dataset.name, **(tags or {})}
-    commit = get_git_commit(Path(__file__).parent)
-    if commit:
-        all_tags[MLFLOW_GIT_COMMIT] = commit
+    all_tags = {"model": cfg.model.name, "dataset": cfg.dataset.name, **source_tags(), **(tags or {})}
     with mlflow.start_run(
-        experiment_id=experiment_id(client, cfg.mlflow.experiment_name),
+        experiment_id=experiment_id,
         run_name=run_name(cfg),
         parent_run_id=parent_run_id,
         tags=all_tags,
@@ -156,7 +188,8 @@ class EpochMetricsLogger(keras.callbacks.Callback):
 
 def start_sweep_run(client: MlflowClient, experiment_name: str, name: str, tags: Mapping[str, str]) -> str:
     """Creates the RUNNING parent run of a sweep (without activating it) and returns its id."""
-    run = client.create_run(experiment_id(client, experiment_name), run_name=name, tags=dict(tags))
+    experiment = get_or_create_experiment(client, experiment_name)
+    run = client.create_run(experiment, run_name=name, tags={**source_tags(), **tags})
     return run.info.run_id
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 
 import keras
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from alexnet_sweep import plots, tracking
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
+from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.model import build_model
 
 log = logging.getLogger(__name__)
@@ -25,16 +27,25 @@ PREDICTION_IMAGES = 16
 
 @dataclass(frozen=True)
 class JobResult:
-    """What a finished job reports: its MLflow run id and final metrics (last epoch + test)."""
+    """What a finished job reports: its MLflow run and final metrics (last epoch + test)."""
 
     run_id: str
+    experiment_id: str
     metrics: dict[str, float]
 
 
 def make_optimizer(optimizer: DictConfig) -> keras.optimizers.Optimizer:
-    """Builds the Keras optimizer named by `optimizer.name`; its other keys are the optimizer's arguments."""
+    """Builds the Keras optimizer named by `optimizer.name`; its other keys are the optimizer's arguments.
+
+    Raises:
+        UserInputError: If Keras rejects an argument (e.g. `optimizer.momentum=2`).
+    """
     kwargs = {key: value for key, value in optimizer.items() if key not in ("name", "lr")}
-    return OPTIMIZERS[optimizer.name](learning_rate=optimizer.lr, **kwargs)
+    try:
+        return OPTIMIZERS[optimizer.name](learning_rate=optimizer.lr, **kwargs)
+    except (ValueError, TypeError) as err:
+        settings = " ".join(f"optimizer.{key}={value}" for key, value in kwargs.items())
+        raise UserInputError(f"{settings}: Keras rejects them: {err}") from None
 
 
 def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> JobResult:
@@ -56,11 +67,14 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
     """
     validate(cfg)
     client = tracking.connect(cfg.mlflow.tracking_uri)
-    splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
-    log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
+    experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment_name)
+    optimizer = make_optimizer(cfg.optimizer)
 
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
+    # Before the data pipeline: tf.data's shuffle order depends on the global seed at the time it is built.
     keras.utils.set_random_seed(cfg.seed)
+    splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
+    log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
     model = build_model(
         name=cfg.model.name,
         input_size=cfg.model.input_size,
@@ -71,12 +85,12 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
         num_classes=len(splits.class_names),
     )
     model.compile(
-        optimizer=make_optimizer(cfg.optimizer),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels
         metrics=["accuracy"],
     )
 
-    with tracking.job_run(cfg, client, parent_run_id=parent_run_id, tags=tags) as active:
+    with tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=tags) as active:
         _log_inputs(cfg, model)
         history = model.fit(
             splits.train,
@@ -84,7 +98,7 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
             epochs=cfg.epochs,
             callbacks=[tracking.EpochMetricsLogger()],
             shuffle=False,  # the pipeline already shuffles, seeded
-            verbose=1,
+            verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in logs
         )
         test = model.evaluate(splits.test, return_dict=True, verbose=0)
         test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
@@ -94,7 +108,7 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
         if cfg.save_model:
             _log_model(model, splits)
     final = {key: float(values[-1]) for key, values in history.history.items()}
-    return JobResult(run_id=active.info.run_id, metrics={**final, **test_metrics})
+    return JobResult(run_id=active.info.run_id, experiment_id=experiment_id, metrics={**final, **test_metrics})
 
 
 def _log_inputs(cfg: DictConfig, model: keras.Model) -> None:
@@ -115,8 +129,11 @@ def _log_figures(model: keras.Model, splits: Splits, history: dict[str, list[flo
 def _log_model(model: keras.Model, splits: Splits) -> None:
     images, _ = next(iter(splits.test.take(1)))
     example = images[:1].numpy()
+    # An uncompiled copy: the trained weights without Adam's two moment tensors (a third of the size).
+    inference_model = keras.models.clone_model(model)
+    inference_model.set_weights(model.get_weights())
     mlflow.keras.log_model(
-        model,
+        inference_model,
         name="model",
         signature=infer_signature(example, model(example, training=False).numpy()),
         # Pinning what runs here skips MLflow's requirement inference, which re-imports the model in a subprocess.

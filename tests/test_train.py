@@ -110,9 +110,17 @@ def test_a_job_that_stops_never_leaves_its_run_running(make_cfg, tiny_overrides,
         "mlflow.tracking_uri=foo://bar",
         "dataset.name=not_a_dataset",
         "dataset.train_split='train[:oops]'",
+        "optimizer=sgd optimizer.momentum=-0.5",
     ],
 )
 def test_bad_input_fails_before_any_run(make_cfg, tiny_overrides, store, override):
     with pytest.raises(UserInputError):
-        train.run(make_cfg(*tiny_overrides, override))
+        train.run(make_cfg(*tiny_overrides, *override.split()))
     assert all_runs(store) == []
+
+
+def test_a_deleted_experiment_is_a_clear_error(make_cfg, tiny_overrides, store):
+    client = MlflowClient(store)
+    client.delete_experiment(client.create_experiment("smoke"))
+    with pytest.raises(UserInputError, match=r"^mlflow.experiment_name='smoke': this experiment is deleted; restore"):
+        train.run(make_cfg(*tiny_overrides))

@@ -14,6 +14,11 @@ def main(cfg: DictConfig) -> float | None:
     return run_job(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Registers the config schemas, then hands the command line to Hydra."""
     register_configs()
     main()
+
+
+if __name__ == "__main__":
+    cli()

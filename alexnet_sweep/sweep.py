@@ -8,6 +8,7 @@ whose jobs see that directory.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -72,13 +74,14 @@ def run_job(cfg: DictConfig) -> float | None:
             log.error("%s", err)
             sys.exit(2)
         log.info("Finished run %s: %s", result.run_id, _format_metrics(result.metrics))
-        log.info("Open the MLflow UI with: %s", _ui_command(cfg.mlflow.tracking_uri))
+        log.info("Look at it in the MLflow UI: %s", ui_hint(cfg.mlflow.tracking_uri, result.experiment_id))
         return result.metrics.get("val_accuracy")
 
     state = SweepState.load(Path(hydra_cfg.sweep.dir))
     job = f"[{hydra_cfg.job.num + 1}/{state.num_jobs or '?'}]"
     log.info("%s %s", job, overrides or "(no overrides)")
     try:
+        _check_same_store(cfg, state)
         result = train.run(
             cfg,
             parent_run_id=state.parent_run_id,
@@ -98,30 +101,44 @@ def run_job(cfg: DictConfig) -> float | None:
     return result.metrics.get("val_accuracy")
 
 
+def _check_same_store(cfg: DictConfig, state: SweepState) -> None:
+    for key, sweep_value in (("tracking_uri", state.tracking_uri), ("experiment_name", state.experiment_name)):
+        if cfg.mlflow[key] != sweep_value:
+            raise UserInputError(
+                f"mlflow.{key}={cfg.mlflow[key]!r}: a sweep records into one store and experiment "
+                f"({sweep_value!r} here); run one sweep per value instead"
+            )
+
+
 class MlflowSweepCallback(Callback):
     """Opens the sweep's MLflow parent run before the jobs and prints the comparison table after them."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            job_overrides = expand_grid(config)
+            if job_overrides is not None:
+                _compose_every_job(config, job_overrides)
             client = tracking.connect(config.mlflow.tracking_uri)
+            sweep_dir = Path(config.hydra.sweep.dir)
+            overrides = " ".join(config.hydra.overrides.task)
+            parent_run_id = tracking.start_sweep_run(
+                client,
+                config.mlflow.experiment_name,
+                name=f"sweep {overrides}".strip(),
+                tags={tracking.TAG_OVERRIDES: overrides, tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve())},
+            )
         except UserInputError as err:
             log.error("%s", err)
             sys.exit(2)
-        sweep_dir = Path(config.hydra.sweep.dir)
-        overrides = " ".join(config.hydra.overrides.task)
-        parent_run_id = tracking.start_sweep_run(
-            client,
-            config.mlflow.experiment_name,
-            name=f"sweep {overrides}".strip(),
-            tags={tracking.TAG_OVERRIDES: overrides, tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve())},
-        )
         state = SweepState(
             tracking_uri=config.mlflow.tracking_uri,
             experiment_name=config.mlflow.experiment_name,
             parent_run_id=parent_run_id,
-            num_jobs=count_jobs(config),
+            num_jobs=None if job_overrides is None else len(job_overrides),
         )
         state.save(sweep_dir)
+        # Hydra skips on_multirun_end when the sweep itself raises; never leave the parent RUNNING then.
+        atexit.register(_end_if_running, state, "FAILED")
         log.info(
             "Sweep of %s jobs into MLflow experiment %r, parent run %s; outputs in %s",
             state.num_jobs or "?",
@@ -141,28 +158,59 @@ class MlflowSweepCallback(Callback):
             record = json.loads(path.read_text())
             if str(record["job_num"]) not in recorded:
                 rows.append({**record, "job_num": str(record["job_num"]), "status": "NOT STARTED"})
+        missing = (state.num_jobs or 0) - len(rows)
+        if missing > 0:
+            rows.append({"job_num": "", "overrides": f"({missing} more)", "status": "NO RECORD",
+                         "cause": "jobs that left neither an MLflow run nor an error file"})  # fmt: skip
         failed = [row for row in rows if row["status"] != "FINISHED"]
         client.set_terminated(state.parent_run_id, "FAILED" if failed else "FINISHED")
-        print(format_summary(rows, state, sweep_dir))
+        experiment_id = parent.info.experiment_id
+        print(format_summary(rows, state, sweep_dir, ui_hint(state.tracking_uri, experiment_id)))
         if failed:
             sys.exit(1)
 
 
-def count_jobs(config: DictConfig) -> int | None:
-    """Counts the jobs of a basic-sweeper multirun the way Hydra's BasicSweeper expands them (None otherwise)."""
+def _end_if_running(state: SweepState, status: str) -> None:
+    client = tracking.connect(state.tracking_uri)
+    if client.get_run(state.parent_run_id).info.status == "RUNNING":
+        client.set_terminated(state.parent_run_id, status)
+
+
+def expand_grid(config: DictConfig) -> list[list[str]] | None:
+    """Lists each job's overrides the way Hydra's BasicSweeper expands the grid (None for other sweepers).
+
+    Raises:
+        UserInputError: If the basic sweeper cannot expand the grid (e.g. `interval(...)` needs Optuna).
+    """
     if config.hydra.sweeper.get("_target_") != _BASIC_SWEEPER:
         return None
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     try:
-        overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
-    except Exception:  # e.g. glob() sweeps need Hydra's config loader; the count is only cosmetic
-        return None
+        overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+        return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+    except Exception as err:
+        reason = " ".join(str(err).split("\n", 1)[0].split())
+        raise UserInputError(f"sweep {' '.join(params + list(config.hydra.overrides.task))}: {reason}") from None
 
 
-def format_summary(rows: list[dict[str, Any]], state: SweepState, sweep_dir: Path) -> str:
+def _compose_every_job(config: DictConfig, job_overrides: list[list[str]]) -> None:
+    """Composes each job's config now, so an unknown option in the grid stops the sweep before any training.
+
+    Hydra composes a job only when it launches it; a bad grid point would otherwise end the sweep mid-way.
+    """
+    loader = GlobalHydra.instance().config_loader()
+    for number, overrides in enumerate(job_overrides, start=1):
+        try:
+            loader.load_sweep_config(config, list(overrides))
+        except Exception as err:
+            reason = " ".join(str(err).split("\n", 1)[0].split())
+            raise UserInputError(f"job {number} ({' '.join(overrides)}): {reason}") from None
+
+
+def format_summary(rows: list[dict[str, Any]], state: SweepState, sweep_dir: Path, ui: str) -> str:
     """Formats the end-of-sweep table: the overrides that differ between jobs -> val/test accuracy."""
     varying = _varying_overrides(rows)
     rows = sorted(rows, key=lambda row: (row["status"] != "FINISHED", -(row.get("val_accuracy") or -1.0)))
@@ -183,7 +231,7 @@ def format_summary(rows: list[dict[str, Any]], state: SweepState, sweep_dir: Pat
             lines.append(f"    cause: {row.get('cause') or 'see the run in MLflow'}")
     lines += [
         f"MLflow: experiment {state.experiment_name!r}, parent run {state.parent_run_id}",
-        f"  UI: {_ui_command(state.tracking_uri)}",
+        f"  UI: {ui}",
         f"Sweep dir: {sweep_dir}",
     ]
     return "\n".join(lines)
@@ -219,7 +267,13 @@ def _format_metrics(metrics: dict[str, float]) -> str:
     return ", ".join(f"{key}={metrics[key]:.4f}" for key in keys if key in metrics)
 
 
-def _ui_command(tracking_uri: str) -> str:
+def ui_hint(tracking_uri: str, experiment_id: str) -> str:
+    """Says how to see an experiment's runs in the MLflow UI, from any working directory."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}"
-    return f"make ui  (or: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000)"
+        return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+        tracking_uri = f"sqlite:///{Path(tracking_uri.removeprefix('sqlite:///')).resolve()}"
+    return (
+        f"python -m mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000 (or make ui "
+        f"in the repo), then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    )

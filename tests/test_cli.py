@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from tests.conftest import all_runs, run_cli
@@ -42,6 +43,14 @@ def test_smoke_sweep_gives_one_parent_and_six_finished_children(tmp_path, tfds_d
     assert all("test_accuracy" in child.data.metrics for child in children)
     assert all(child.data.params["model.input_size"] == "67" for child in children)
 
+    # Same seed, same data order and weights wherever a job sits in the sweep: the epochs=2 job's first epoch
+    # repeats the epochs=1 job's exactly.
+    first_epoch = {}
+    for child in children:
+        history = MlflowClient(store).get_metric_history(child.info.run_id, "loss")
+        first_epoch.setdefault(child.data.params["optimizer.lr"], set()).add(history[0].value)
+    assert all(len(losses) == 1 for losses in first_epoch.values()), first_epoch
+
     log = result.stdout + result.stderr
     assert [int(k) for k in re.findall(r"\[(\d)/6\] optimizer", log)] == [1, 2, 3, 4, 5, 6]
     assert "Sweep done: 6/6 jobs finished" in result.stdout
@@ -64,6 +73,33 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path, tfds_dir):
     assert parent.info.status == "FAILED"
     assert "optimizer.lr=-1.0: must be a positive number" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("grid", "named"),
+    [
+        ("model=alexnet9,alexnet10", "job 2 (model=alexnet10 "),
+        ("optimizer.lr=interval(1e-4,1e-3)", "BasicSweeper does not support sweep type"),
+    ],
+)
+def test_a_grid_hydra_cannot_expand_stops_before_any_job(tmp_path, tfds_dir, grid, named):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("-m", grid, "experiment=smoke", f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}",
+                     cwd=tmp_path)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert named in output and "Traceback" not in output and "Epoch 1/" not in output
+    assert all_runs(store) == []
+
+
+def test_a_sweep_records_into_one_experiment(tmp_path, tfds_dir):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("-m", "mlflow.experiment_name=a,b", "experiment=smoke", f"dataset.data_dir={tfds_dir}",
+                     f"mlflow.tracking_uri={store}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    assert "mlflow.experiment_name='a': a sweep records into one store and experiment ('smoke' here)" in result.stdout
+    [parent] = all_runs(store)
+    assert parent.info.status == "FAILED"
 
 
 def test_single_job_from_any_directory(tmp_path, tfds_dir):
@@ -89,7 +125,10 @@ BAD_INPUT = [
     ("learning_rate=1e-3", "learning_rate"),
     ("dataset.train_split='train[:zz]'", "dataset.train_split='train[:zz]'"),
     ("dataset.name=no_such_dataset", "dataset.name='no_such_dataset'"),
-    ("mlflow.tracking_uri=ftp://host/x", "mlflow.tracking_uri='ftp://host/x'"),
+    ("mlflow.tracking_uri=ftp://host/x", "mlflow.tracking_uri='ftp://host/x': MLflow has no store for 'ftp'"),
+    ("mlflow.tracking_uri=http://127.0.0.1:9", "mlflow.tracking_uri='http://127.0.0.1:9': no MLflow server answers"),
+    ("seed=-1", "seed=-1"),
+    ("model=schema", "model/schema"),
 ]
 
 

@@ -6,10 +6,10 @@ STORE ?= sqlite:///mlflow.db
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo sweep smoke test lint ui clean
+.PHONY: help install demo sweep smoke test lint ui clean clean-results
 
 help: ## Show this list
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,12 @@ lint: install ## Ruff lint and format check
 	$(BIN)/ruff check alexnet_sweep tests
 	$(BIN)/ruff format --check alexnet_sweep tests
 
-ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:$(PORT) (loopback only)
+ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:5000 (loopback only; PORT=... to change)
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
 
-clean: ## Remove sweep outputs, the local MLflow store and caches (keeps .venv)
-	rm -rf multirun outputs mlruns mlflow.db .pytest_cache .ruff_cache
+clean: ## Remove caches (keeps results and .venv)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+clean-results: ## Delete ALL results: the MLflow store (mlflow.db, mlruns/) and Hydra outputs (multirun/, outputs/)
+	rm -rf multirun outputs mlruns mlflow.db

@@ -138,7 +138,7 @@ class MlflowSweepCallback(Callback):
         )
         state.save(sweep_dir)
         # Hydra skips on_multirun_end when the sweep itself raises; never leave the parent RUNNING then.
-        atexit.register(_end_if_running, state, "FAILED")
+        atexit.register(_fail_if_running, state)
         log.info(
             "Sweep of %s jobs into MLflow experiment %r, parent run %s; outputs in %s",
             state.num_jobs or "?",
@@ -170,10 +170,10 @@ class MlflowSweepCallback(Callback):
             sys.exit(1)
 
 
-def _end_if_running(state: SweepState, status: str) -> None:
+def _fail_if_running(state: SweepState) -> None:
     client = tracking.connect(state.tracking_uri)
     if client.get_run(state.parent_run_id).info.status == "RUNNING":
-        client.set_terminated(state.parent_run_id, status)
+        client.set_terminated(state.parent_run_id, "FAILED")
 
 
 def expand_grid(config: DictConfig) -> list[list[str]] | None:
@@ -192,8 +192,9 @@ def expand_grid(config: DictConfig) -> list[list[str]] | None:
         overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
         return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
     except Exception as err:
-        reason = " ".join(str(err).split("\n", 1)[0].split())
-        raise UserInputError(f"sweep {' '.join(params + list(config.hydra.overrides.task))}: {reason}") from None
+        raise UserInputError(
+            f"sweep {' '.join(params + list(config.hydra.overrides.task))}: {_first_line(err)}"
+        ) from None
 
 
 def _compose_every_job(config: DictConfig, job_overrides: list[list[str]]) -> None:
@@ -206,8 +207,11 @@ def _compose_every_job(config: DictConfig, job_overrides: list[list[str]]) -> No
         try:
             loader.load_sweep_config(config, list(overrides))
         except Exception as err:
-            reason = " ".join(str(err).split("\n", 1)[0].split())
-            raise UserInputError(f"job {number} ({' '.join(overrides)}): {reason}") from None
+            raise UserInputError(f"job {number} ({' '.join(overrides)}): {_first_line(err)}") from None
+
+
+def _first_line(err: Exception) -> str:
+    return " ".join(str(err).strip().split("\n", 1)[0].split())
 
 
 def format_summary(rows: list[dict[str, Any]], state: SweepState, sweep_dir: Path, ui: str) -> str:

@@ -17,6 +17,7 @@ from alexnet_sweep import plots, tracking
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
 from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.interrupt import DeferredInterrupt
 from alexnet_sweep.model import build_model
 
 log = logging.getLogger(__name__)
@@ -90,17 +91,20 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
         metrics=["accuracy"],
     )
 
-    with tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=tags) as active:
+    with (
+        tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=tags) as active,
+        DeferredInterrupt() as interrupt,
+    ):
         _log_inputs(cfg, model)
         history = model.fit(
             splits.train,
             validation_data=splits.val,
             epochs=cfg.epochs,
-            callbacks=[tracking.EpochMetricsLogger()],
+            callbacks=[tracking.EpochMetricsLogger(), interrupt],
             shuffle=False,  # the pipeline already shuffles, seeded
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in logs
         )
-        test = model.evaluate(splits.test, return_dict=True, verbose=0)
+        test = model.evaluate(splits.test, return_dict=True, verbose=0, callbacks=[interrupt])
         test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
         mlflow.log_metrics(test_metrics)
         log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))

@@ -164,10 +164,9 @@ def test_ctrl_c_ends_the_job_and_the_sweep_killed(tmp_path, tfds_dir):
     while "Epoch 2/50" not in seen and time.monotonic() < deadline:
         seen += process.stdout.readline()
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
-    assert process.returncode != 0
+    seen += process.communicate(timeout=60)[0]
+    assert process.returncode != 0, seen[-3000:]
 
     [parent], [child] = split_runs(store)
-    assert child.info.status == "KILLED"
-    assert parent.info.status == "KILLED"
+    assert (child.info.status, parent.info.status) == ("KILLED", "KILLED"), seen[-3000:]
     assert len(child.data.params) and child.data.params["optimizer.lr"] == "0.001", "the second job never started"

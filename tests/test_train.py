@@ -124,3 +124,18 @@ def test_a_deleted_experiment_is_a_clear_error(make_cfg, tiny_overrides, store):
     client.delete_experiment(client.create_experiment("smoke"))
     with pytest.raises(UserInputError, match=r"^mlflow.experiment_name='smoke': this experiment is deleted; restore"):
         train.run(make_cfg(*tiny_overrides))
+
+
+def test_ctrl_c_is_deferred_to_a_safe_point_and_the_handler_restored():
+    import os
+    import signal
+
+    from alexnet_sweep.interrupt import DeferredInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), DeferredInterrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupt.requested, "the signal only set a flag: this line still ran"
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.on_train_batch_end(0)
+    assert signal.getsignal(signal.SIGINT) is before

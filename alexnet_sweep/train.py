@@ -69,11 +69,11 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
     validate(cfg)
     client = tracking.connect(cfg.mlflow.tracking_uri)
     experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment_name)
-    optimizer = make_optimizer(cfg.optimizer)
 
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
     # Before the data pipeline: tf.data's shuffle order depends on the global seed at the time it is built.
     keras.utils.set_random_seed(cfg.seed)
+    optimizer = make_optimizer(cfg.optimizer)
     splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
     model = build_model(

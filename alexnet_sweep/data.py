@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 from omegaconf import DictConfig
 
 from alexnet_sweep import shapes  # noqa: F401  (registers the `shapes` TFDS builder)
-from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.errors import UserInputError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _builder(dataset: DictConfig) -> tfds.core.DatasetBuilder:
     try:
         return tfds.builder(dataset.name, data_dir=dataset.data_dir)
     except tfds.core.registered.DatasetNotFoundError as err:
-        hint = str(err).split("\n", 1)[0]
+        hint = first_line(err)
         raise UserInputError(
             f"dataset.name={dataset.name!r}: not a TFDS dataset ({hint}); "
             "pick dataset=cifar10|imagenette|shapes or another name from tfds.list_builders()"
@@ -113,8 +113,7 @@ def _load_each_split(dataset: DictConfig) -> dict[str, tf.data.Dataset]:
                 shuffle_files=False,
             )
         except (ValueError, KeyError) as err:
-            reason = str(err).strip().split("\n", 1)[0]
-            raise UserInputError(f"dataset.{key}={split!r}: TFDS rejects this split: {reason}") from None
+            raise UserInputError(f"dataset.{key}={split!r}: TFDS rejects this split: {first_line(err)}") from None
     return raw
 
 

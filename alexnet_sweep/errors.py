@@ -6,3 +6,8 @@ class UserInputError(Exception):
 
     Raised before any training starts and before any MLflow run is created.
     """
+
+
+def first_line(err: BaseException) -> str:
+    """Returns the first line of an exception's message, whitespace collapsed: the cause shown to the user."""
+    return " ".join(str(err).strip().split("\n", 1)[0].split())

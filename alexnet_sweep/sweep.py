@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from alexnet_sweep import tracking, train
-from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.errors import UserInputError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def expand_grid(config: DictConfig) -> list[list[str]] | None:
         return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
     except Exception as err:
         raise UserInputError(
-            f"sweep {' '.join(params + list(config.hydra.overrides.task))}: {_first_line(err)}"
+            f"sweep {' '.join(params + list(config.hydra.overrides.task))}: {first_line(err)}"
         ) from None
 
 
@@ -207,11 +207,7 @@ def _compose_every_job(config: DictConfig, job_overrides: list[list[str]]) -> No
         try:
             loader.load_sweep_config(config, list(overrides))
         except Exception as err:
-            raise UserInputError(f"job {number} ({' '.join(overrides)}): {_first_line(err)}") from None
-
-
-def _first_line(err: Exception) -> str:
-    return " ".join(str(err).strip().split("\n", 1)[0].split())
+            raise UserInputError(f"job {number} ({' '.join(overrides)}): {first_line(err)}") from None
 
 
 def format_summary(rows: list[dict[str, Any]], state: SweepState, sweep_dir: Path, ui: str) -> str:

@@ -20,7 +20,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.errors import UserInputError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def connect(tracking_uri: str) -> MlflowClient:
             f"mlflow.tracking_uri={tracking_uri!r}: MLflow has no store for {scheme!r}; {fix}"
         ) from None
     except Exception as err:  # the file-store refusal, a missing database driver, ...
-        reason = str(err).strip().split(". ", 1)[0].split("\n", 1)[0]
+        reason = first_line(err).split(". ", 1)[0]
         raise UserInputError(f"mlflow.tracking_uri={tracking_uri!r}: {type(err).__name__}: {reason}; {fix}") from None
     if urlparse(tracking_uri).scheme in ("http", "https"):
         _check_server_answers(tracking_uri, fix)
@@ -170,7 +170,7 @@ def job_run(
 
 def one_line(err: BaseException) -> str:
     """Returns `Type: first line of the message`, the cause shown in tags and summaries."""
-    message = str(err).strip().split("\n", 1)[0]
+    message = first_line(err)
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 

@@ -1,5 +1,7 @@
 """`python -m alexnet_sweep [-m] [key=value ...]`: one training job, or with -m a Hydra sweep of them."""
 
+import signal
+
 import hydra
 from omegaconf import DictConfig
 
@@ -17,6 +19,7 @@ def main(cfg: DictConfig) -> float | None:
 def cli() -> None:
     """Registers the config schemas, then hands the command line to Hydra."""
     register_configs()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/preemption stops a job as Ctrl-C does
     main()
 
 

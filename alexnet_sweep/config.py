@@ -16,6 +16,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from alexnet_sweep.architecture import min_input_size
 from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.precision import SETTINGS as PRECISION_SETTINGS
 
 
 @dataclass
@@ -88,6 +89,11 @@ class Config:
     epochs: int = MISSING
     batch_size: int = MISSING
     save_model: bool = MISSING
+    resume: bool = MISSING
+    share_epochs: bool = MISSING
+    checkpoint_dir: str = MISSING
+    precision: str = MISSING
+    jit_compile: Any = MISSING  # auto | true | false (a Union the schema cannot type; checked in validate)
 
 
 def register_configs() -> None:
@@ -142,6 +148,10 @@ def validate(cfg: DictConfig) -> None:
             raise _fail(f"model.{key}", cfg.model[key], "must be in [0, 1)")
     if cfg.dataset.shuffle_buffer < 1:
         raise _fail("dataset.shuffle_buffer", cfg.dataset.shuffle_buffer, "must be at least 1")
+    if cfg.precision not in PRECISION_SETTINGS:
+        raise _fail("precision", cfg.precision, f"must be one of {' | '.join(PRECISION_SETTINGS)}")
+    if not (isinstance(cfg.jit_compile, bool) or cfg.jit_compile == "auto"):
+        raise _fail("jit_compile", cfg.jit_compile, "must be one of auto | true | false")
 
 
 def _keys_outside_schema(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -7,8 +7,10 @@ model's first layers. Only variable-size images (Imagenette) are resized here, o
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,18 +26,31 @@ log = logging.getLogger(__name__)
 
 SPLIT_KEYS = ("train_split", "val_split", "test_split")
 _PROBE_TIMEOUT_S = 3.0
+_EPOCH_SEED_STRIDE = 100_003  # seed * stride + epoch: distinct per (seed, epoch) for any realistic epoch count
 
 
 @dataclass(frozen=True)
 class Splits:
-    """The three batched pipelines of one job and what the model needs to know about them."""
+    """The batched pipelines of one job and what the model needs to know about them.
 
-    train: tf.data.Dataset
+    `train_epochs(first, last)` is one stream of the training batches of epochs first..last-1, in which the
+    order of epoch e depends only on (seed, e): training from epoch k onwards sees exactly the batches an
+    uninterrupted run would have seen, which is what makes resuming and epoch-prefix sharing exact. Fit it with
+    `steps_per_epoch`.
+    """
+
+    train_epochs: Callable[[int, int], tf.data.Dataset]
+    steps_per_epoch: int
     val: tf.data.Dataset
     test: tf.data.Dataset
     image_shape: tuple[int | None, int | None, int]
     class_names: list[str]
     sizes: dict[str, int]
+
+    @property
+    def train(self) -> tf.data.Dataset:
+        """The first epoch's training batches."""
+        return self.train_epochs(0, 1)
 
 
 def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: int) -> Splits:
@@ -44,12 +59,12 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
     Args:
         dataset: The `dataset` config group (TFDS name, split strings, data_dir, download, cache, shuffle_buffer).
         batch_size: Examples per batch.
-        seed: Seeds the train shuffle, so a seed fixes the data order of every epoch.
+        seed: Seeds the train shuffle: with the epoch number it fixes the data order of every epoch.
         image_size: Side to which variable-size images are resized before caching (fixed-size images are kept
             as stored and resized by the model).
 
     Returns:
-        The train (shuffled), val and test pipelines, yielding (uint8 images, int64 labels) batches.
+        The train (shuffled per epoch), val and test pipelines, yielding (uint8 images, int64 labels) batches.
 
     Raises:
         UserInputError: If the dataset is unknown or cannot be obtained, or TFDS rejects a split string (also
@@ -62,18 +77,22 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
         raw = {key: ds.map(_resizer(image_size), num_parallel_calls=tf.data.AUTOTUNE) for key, ds in raw.items()}
         image_shape = (image_size, image_size, image_shape[2])
     sizes = {key: int(ds.cardinality()) for key, ds in raw.items()}  # TFDS knows its split sizes
+    cached = {key: ds.cache() if dataset.cache else ds for key, ds in raw.items()}
+    train = cached["train_split"]
+    buffer = min(dataset.shuffle_buffer, sizes["train_split"]) if sizes["train_split"] > 0 else dataset.shuffle_buffer
 
-    def pipeline(key: str, training: bool) -> tf.data.Dataset:
-        ds = raw[key].cache() if dataset.cache else raw[key]
-        if training:
-            buffer = min(dataset.shuffle_buffer, sizes[key]) if sizes[key] > 0 else dataset.shuffle_buffer
-            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = tf.cast(seed, tf.int64) * _EPOCH_SEED_STRIDE + epoch
+        return train.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False).batch(batch_size)
+
+    def train_epochs(first: int, last: int) -> tf.data.Dataset:
+        return tf.data.Dataset.range(first, last).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
 
     return Splits(
-        train=pipeline("train_split", training=True),
-        val=pipeline("val_split", training=False),
-        test=pipeline("test_split", training=False),
+        train_epochs=train_epochs,
+        steps_per_epoch=math.ceil(sizes["train_split"] / batch_size),
+        val=cached["val_split"].batch(batch_size).prefetch(tf.data.AUTOTUNE),
+        test=cached["test_split"].batch(batch_size).prefetch(tf.data.AUTOTUNE),
         image_shape=image_shape,
         class_names=list(builder.info.features["label"].names),
         sizes=sizes,

@@ -1,4 +1,4 @@
-"""Ctrl-C during training, delivered at a safe point instead of wherever the signal lands."""
+"""Ctrl-C (SIGINT) and SIGTERM during training, delivered at a safe point instead of wherever the signal lands."""
 
 from __future__ import annotations
 
@@ -9,24 +9,26 @@ from typing import Any
 
 import keras
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class DeferredInterrupt(keras.callbacks.Callback):
-    """Turns SIGINT into a KeyboardInterrupt raised between batches (and on leaving the `with` block).
+    """Turns SIGINT and SIGTERM into a KeyboardInterrupt raised between batches (and on leaving the `with` block).
 
     A KeyboardInterrupt raised asynchronously while TensorFlow sets up a tf.data iterator can abort the whole
     process ("corrupted size vs. prev_size in fastbins", seen here at the start of an epoch), which leaves MLflow
     runs RUNNING. Raised from a Keras callback it unwinds like any exception, so the run ends KILLED. A second
-    Ctrl-C interrupts at once. Outside the main thread (where signals cannot be handled) it does nothing.
+    signal interrupts at once. Outside the main thread (where signals cannot be handled) it does nothing.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._request)
+            self._previous = {signum: signal.signal(signum, self._request) for signum in SIGNALS}
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
@@ -39,9 +41,9 @@ class DeferredInterrupt(keras.callbacks.Callback):
         self._restore()
 
     def _restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
     def _raise_if_requested(self, *args: Any, **kwargs: Any) -> None:
         if self.requested:

@@ -12,6 +12,7 @@ import atexit
 import json
 import logging
 import sys
+import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,15 +23,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from omegaconf import DictConfig, open_dict
 
-from alexnet_sweep import tracking, train
+from alexnet_sweep import checkpoint, report, resume, tracking, train
 from alexnet_sweep.errors import UserInputError, first_line
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "mlflow_sweep.json"
 JOB_ERROR_FILE = "job_error.json"
+JOB_RESULT_FILE = "job_result.json"
 _BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -42,6 +46,7 @@ class SweepState:
     experiment_name: str
     parent_run_id: str
     num_jobs: int | None
+    started_at: float = 0.0  # time.time() when the sweep (or its resumption) started
 
     def save(self, sweep_dir: Path) -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -77,28 +82,62 @@ def run_job(cfg: DictConfig) -> float | None:
         log.info("Look at it in the MLflow UI: %s", ui_hint(cfg.mlflow.tracking_uri, result.experiment_id))
         return result.metrics.get("val_accuracy")
 
-    state = SweepState.load(Path(hydra_cfg.sweep.dir))
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    state = SweepState.load(sweep_dir)
     job = f"[{hydra_cfg.job.num + 1}/{state.num_jobs or '?'}]"
-    log.info("%s %s", job, overrides or "(no overrides)")
+    log.info("%s %s (%s)", job, overrides or "(no overrides)", progress(sweep_dir, state, hydra_cfg.job.num))
+    started = time.monotonic()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         _check_same_store(cfg, state)
         result = train.run(
             cfg,
             parent_run_id=state.parent_run_id,
             tags={tracking.TAG_OVERRIDES: overrides, tracking.TAG_JOB_NUM: str(hydra_cfg.job.num)},
+            in_sweep=True,
         )
-    except KeyboardInterrupt:  # the job's run is already KILLED; the sweep stops here, so end its parent too
-        tracking.connect(state.tracking_uri).set_terminated(state.parent_run_id, "KILLED")
-        raise
-    except Exception as err:
+    except KeyboardInterrupt:  # the job's run is already KILLED; stop the sweep here, with its summary
+        stop_interrupted_sweep(sweep_dir)
+        sys.exit(130)
+    except (Exception, SystemExit) as err:  # SystemExit: code inside a job must not end the whole sweep
         cause = str(err) if isinstance(err, UserInputError) else tracking.one_line(err)
         log.error("%s failed: %s", job, cause)
         record = {"job_num": hydra_cfg.job.num, "overrides": overrides, "cause": cause}
-        Path(hydra_cfg.runtime.output_dir, JOB_ERROR_FILE).write_text(json.dumps(record, indent=2))
-        Path(hydra_cfg.runtime.output_dir, "error.txt").write_text(traceback.format_exc())
+        (output_dir / JOB_ERROR_FILE).write_text(json.dumps(record, indent=2))
+        (output_dir / "error.txt").write_text(traceback.format_exc())
         return None
+    record = {
+        "job_num": hydra_cfg.job.num,
+        "overrides": overrides,
+        "run_id": result.run_id,
+        "action": result.plan.action,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    (output_dir / JOB_RESULT_FILE).write_text(json.dumps(record, indent=2))
     log.info("%s done: %s", job, _format_metrics(result.metrics))
     return result.metrics.get("val_accuracy")
+
+
+def progress(sweep_dir: Path, state: SweepState, job_num: int) -> str:
+    """Says how long the sweep has run and, from the jobs that trained so far, about how long is left."""
+    elapsed = time.time() - state.started_at if state.started_at else 0.0
+    done = [json.loads(path.read_text()) for path in sweep_dir.glob(f"*/{JOB_RESULT_FILE}")]
+    trained = [record["seconds"] for record in done if record["action"] != "skip"]
+    text = f"elapsed {format_duration(elapsed)}"
+    if trained and state.num_jobs:
+        left = sum(trained) / len(trained) * (state.num_jobs - job_num)
+        text += f", about {format_duration(left)} left"
+    return text
+
+
+def format_duration(seconds: float) -> str:
+    """Formats seconds as `42s`, `3m05s` or `1h02m`."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _check_same_store(cfg: DictConfig, state: SweepState) -> None:
@@ -111,30 +150,36 @@ def _check_same_store(cfg: DictConfig, state: SweepState) -> None:
 
 
 class MlflowSweepCallback(Callback):
-    """Opens the sweep's MLflow parent run before the jobs and prints the comparison table after them."""
+    """Opens (or resumes) the sweep's MLflow parent run before the jobs; reports and closes it after them."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
         try:
             job_overrides = expand_grid(config)
-            if job_overrides is not None:
-                _compose_every_job(config, job_overrides)
+            job_params = None if job_overrides is None else _compose_every_job(config, job_overrides)
             client = tracking.connect(config.mlflow.tracking_uri)
-            sweep_dir = Path(config.hydra.sweep.dir)
-            overrides = " ".join(config.hydra.overrides.task)
-            parent_run_id = tracking.start_sweep_run(
-                client,
-                config.mlflow.experiment_name,
-                name=f"sweep {overrides}".strip(),
-                tags={tracking.TAG_OVERRIDES: overrides, tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve())},
-            )
+            experiment_id = tracking.get_or_create_experiment(client, config.mlflow.experiment_name)
         except UserInputError as err:
             log.error("%s", err)
             sys.exit(2)
+        grid = resume.grid_identity(job_params) if job_params else None
+        earlier = resume.find_sweep_parent(client, experiment_id, grid) if grid and config.resume else None
+        overrides = " ".join(config.hydra.overrides.task)
+        if earlier is None:
+            tags = {tracking.TAG_OVERRIDES: overrides, tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve())}
+            parent_run_id = tracking.start_sweep_run(
+                client, config.mlflow.experiment_name, name=f"sweep {overrides}".strip(),
+                tags=tags | ({resume.TAG_GRID: grid} if grid else {}),
+            )  # fmt: skip
+        else:
+            parent_run_id = earlier.info.run_id
+            _reopen(client, earlier, sweep_dir)
         state = SweepState(
             tracking_uri=config.mlflow.tracking_uri,
             experiment_name=config.mlflow.experiment_name,
             parent_run_id=parent_run_id,
             num_jobs=None if job_overrides is None else len(job_overrides),
+            started_at=time.time(),
         )
         state.save(sweep_dir)
         # Hydra skips on_multirun_end when the sweep itself raises; never leave the parent RUNNING then.
@@ -146,26 +191,23 @@ class MlflowSweepCallback(Callback):
             parent_run_id,
             sweep_dir,
         )
+        if job_params and config.resume:
+            _announce_plans(client, experiment_id, parent_run_id, job_params, config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         state = SweepState.load(sweep_dir)
         client = tracking.connect(state.tracking_uri)
         parent = client.get_run(state.parent_run_id)
-        rows = [_row_of_run(run) for run in tracking.child_runs(client, parent)]
-        recorded = {row["job_num"] for row in rows}
-        for path in sorted(sweep_dir.glob(f"*/{JOB_ERROR_FILE}")):
-            record = json.loads(path.read_text())
-            if str(record["job_num"]) not in recorded:
-                rows.append({**record, "job_num": str(record["job_num"]), "status": "NOT STARTED"})
-        missing = (state.num_jobs or 0) - len(rows)
-        if missing > 0:
-            rows.append({"job_num": "", "overrides": f"({missing} more)", "status": "NO RECORD",
-                         "cause": "jobs that left neither an MLflow run nor an error file"})  # fmt: skip
+        rows = sweep_rows(client, parent, sweep_dir, state.num_jobs)
         failed = [row for row in rows if row["status"] != "FINISHED"]
+        written = _write_report(client, state.parent_run_id, sweep_dir / "report")
+        for run in tracking.child_runs(client, parent):
+            if run.info.status == "FINISHED" and resume.TAG_CHECKPOINT in run.data.tags:
+                checkpoint.remove(Path(run.data.tags[resume.TAG_CHECKPOINT]))  # resume and sharing are done
         client.set_terminated(state.parent_run_id, "FAILED" if failed else "FINISHED")
-        experiment_id = parent.info.experiment_id
-        print(format_summary(rows, state, sweep_dir, ui_hint(state.tracking_uri, experiment_id)))
+        summary = format_summary(rows, state, sweep_dir, ui_hint(state.tracking_uri, parent.info.experiment_id))
+        print(summary + (f"\nReport: {written}" if written else ""))
         if failed:
             sys.exit(1)
 
@@ -174,6 +216,88 @@ def _fail_if_running(state: SweepState) -> None:
     client = tracking.connect(state.tracking_uri)
     if client.get_run(state.parent_run_id).info.status == "RUNNING":
         client.set_terminated(state.parent_run_id, "FAILED")
+
+
+def _reopen(client: MlflowClient, parent: Run, sweep_dir: Path) -> None:
+    """Makes an earlier sweep's parent run the parent of this one (the same grid): RUNNING again, whole grid."""
+    killed = resume.mark_running_children_killed(client, parent)
+    client.update_run(parent.info.run_id, status="RUNNING")
+    client.set_tag(parent.info.run_id, tracking.TAG_SWEEP_DIR, str(sweep_dir.resolve()))
+    log.info(
+        "Resuming the sweep of parent run %s (status %s)%s",
+        parent.info.run_id,
+        parent.info.status,
+        f"; marked KILLED the {len(killed)} runs it left RUNNING" if killed else "",
+    )
+
+
+def _announce_plans(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, job_params: list[dict[str, str]], config: DictConfig
+) -> None:
+    """Says up front which jobs will be skipped and which continue an unfinished run."""
+    plans = [
+        resume.plan_job(client, experiment_id, params, parent_run_id=parent_run_id, resume=True, share_epochs=False)
+        for params in job_params
+    ]
+    skipped = sum(plan.action == "skip" for plan in plans)
+    continued = [plan for plan in plans if plan.action == "continue"]
+    if skipped or continued:
+        epochs = ", ".join(f"epoch {plan.state.epoch if plan.state else 0}" for plan in continued)
+        log.info(
+            "Resume: %d of %d jobs have a FINISHED run (skipped), %d continue an unfinished run%s, %d start "
+            "(resume=false runs them all again)",
+            skipped,
+            len(plans),
+            len(continued),
+            f" (from {epochs})" if continued else "",
+            len(plans) - skipped - len(continued),
+        )
+
+
+def stop_interrupted_sweep(sweep_dir: Path) -> None:
+    """After Ctrl-C or SIGTERM in a job: ends the parent run KILLED and prints the summary; no job starts."""
+    state = SweepState.load(sweep_dir)
+    client = tracking.connect(state.tracking_uri)
+    client.set_terminated(state.parent_run_id, "KILLED")
+    parent = client.get_run(state.parent_run_id)
+    rows = sweep_rows(client, parent, sweep_dir, state.num_jobs, missing_status="NOT STARTED")
+    summary = format_summary(rows, state, sweep_dir, ui_hint(state.tracking_uri, parent.info.experiment_id))
+    print(summary.replace("Sweep done:", "Sweep interrupted:", 1))
+    print("Run the same command again to resume: finished jobs are skipped, the interrupted one continues.")
+
+
+def _write_report(client: MlflowClient, parent_run_id: str, out_dir: Path) -> Path | None:
+    """Writes the comparison report and logs it to the parent run; a report failure never hides the results."""
+    try:
+        written = report.write_report(client, parent_run_id, out_dir)
+        report.log_to_parent(client, parent_run_id, written)
+    except Exception as err:
+        log.error("The comparison report failed: %s", tracking.one_line(err))
+        return None
+    return written.markdown
+
+
+def sweep_rows(
+    client: MlflowClient, parent: Run, sweep_dir: Path, num_jobs: int | None, missing_status: str = "NO RECORD"
+) -> list[dict[str, Any]]:
+    """One row per job of the sweep: its run under the parent, a run it reused, or its error record."""
+    children = tracking.child_runs(client, parent)
+    rows = [_row_of_run(run) for run in children]
+    child_ids = {run.info.run_id for run in children}
+    for path in sorted(sweep_dir.glob(f"*/{JOB_RESULT_FILE}")):
+        record = json.loads(path.read_text())
+        if record["run_id"] not in child_ids:  # skipped for a FINISHED run elsewhere in the experiment
+            rows.append(_row_of_run(client.get_run(record["run_id"])) | {"overrides": record["overrides"]})
+    recorded = {row["overrides"] for row in rows}
+    for path in sorted(sweep_dir.glob(f"*/{JOB_ERROR_FILE}")):
+        record = json.loads(path.read_text())
+        if record["overrides"] not in recorded:
+            rows.append({**record, "job_num": str(record["job_num"]), "status": "NOT STARTED"})
+    missing = (num_jobs or 0) - len(rows)
+    if missing > 0:
+        cause = "never started" if missing_status == "NOT STARTED" else "left neither an MLflow run nor an error file"
+        rows.append({"job_num": "", "overrides": f"({missing} more)", "status": missing_status, "cause": cause})
+    return rows
 
 
 def expand_grid(config: DictConfig) -> list[list[str]] | None:
@@ -197,17 +321,26 @@ def expand_grid(config: DictConfig) -> list[list[str]] | None:
         ) from None
 
 
-def _compose_every_job(config: DictConfig, job_overrides: list[list[str]]) -> None:
-    """Composes each job's config now, so an unknown option in the grid stops the sweep before any training.
+def _compose_every_job(config: DictConfig, job_overrides: list[list[str]]) -> list[dict[str, str]]:
+    """Composes each job's config now and returns its params (`tracking.flatten_params`).
 
-    Hydra composes a job only when it launches it; a bad grid point would otherwise end the sweep mid-way.
+    Hydra composes a job only when it launches it; a bad grid point would otherwise end the sweep mid-way. The
+    params identify the jobs, and so the sweep, for resuming.
+
+    Raises:
+        UserInputError: If a job's config cannot be composed (e.g. an unknown option in the grid).
     """
     loader = GlobalHydra.instance().config_loader()
+    job_params = []
     for number, overrides in enumerate(job_overrides, start=1):
         try:
-            loader.load_sweep_config(config, list(overrides))
+            job_cfg = loader.load_sweep_config(config, list(overrides))
         except Exception as err:
             raise UserInputError(f"job {number} ({' '.join(overrides)}): {first_line(err)}") from None
+        with open_dict(job_cfg):
+            del job_cfg["hydra"]
+        job_params.append(tracking.flatten_params(job_cfg))
+    return job_params
 
 
 def format_summary(rows: list[dict[str, Any]], state: SweepState, sweep_dir: Path, ui: str) -> str:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import keras
 import mlflow
 import requests
 from mlflow import MlflowClient
@@ -30,6 +29,7 @@ TAG_OVERRIDES = "overrides"
 TAG_JOB_NUM = "sweep.job_num"
 TAG_SWEEP_DIR = "sweep.dir"
 TAG_ERROR = "error"
+TAG_SUPERSEDED_BY = "sweep.superseded_by"  # an unfinished run that a rerun of its job replaced
 _SERVER_TIMEOUT_S = 5
 
 
@@ -137,32 +137,37 @@ def job_run(
     *,
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> Iterator[Run]:
-    """Runs the body inside one MLflow run of the job, which ends FINISHED, FAILED or KILLED (Ctrl-C).
+    """Runs the body inside one MLflow run of the job, which ends FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM).
 
     Args:
         cfg: The job's resolved config: its params and run name come from here.
         experiment_id: The experiment to record into (`get_or_create_experiment`) in the store `connect` opened.
         parent_run_id: The sweep's parent run, or None for a top-level run.
         tags: Extra tags, e.g. the Hydra override string.
+        run_id: An unfinished run of this job to go on in (resume) instead of creating one.
 
     Yields:
         The active run.
     """
     all_tags = {"model": cfg.model.name, "dataset": cfg.dataset.name, **source_tags(), **(tags or {})}
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=run_name(cfg),
-        parent_run_id=parent_run_id,
-        tags=all_tags,
-    ) as run:
+    if run_id is None:
+        started = mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name(cfg), parent_run_id=parent_run_id, tags=all_tags
+        )
+    else:
+        started = mlflow.start_run(run_id=run_id, tags=all_tags)
+        if TAG_ERROR in started.data.tags:  # the cause of an earlier attempt; its error.txt artifact stays
+            MlflowClient().delete_tag(run_id, TAG_ERROR)
+    with started as run:
         try:
             mlflow.log_params(flatten_params(cfg))
             yield run
         except KeyboardInterrupt:
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
             raise
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # SystemExit: code inside the job may call sys.exit
             mlflow.set_tag(TAG_ERROR, one_line(err))
             mlflow.log_text(traceback.format_exc(), "error.txt")
             raise  # mlflow.start_run's context ends the run FAILED
@@ -174,18 +179,6 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
-class EpochMetricsLogger(keras.callbacks.Callback):
-    """Logs Keras' epoch metrics to the active MLflow run with step = epoch number (1-based).
-
-    MLflow's own `mlflow.keras.MlflowCallback` counts epochs from 0 and logs the optimizer's settings as extra
-    params that duplicate the config's, hence this five-line version.
-    """
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        if logs:
-            mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch + 1)
-
-
 def start_sweep_run(client: MlflowClient, experiment_name: str, name: str, tags: Mapping[str, str]) -> str:
     """Creates the RUNNING parent run of a sweep (without activating it) and returns its id."""
     experiment = get_or_create_experiment(client, experiment_name)
@@ -194,9 +187,10 @@ def start_sweep_run(client: MlflowClient, experiment_name: str, name: str, tags:
 
 
 def child_runs(client: MlflowClient, parent_run: Run) -> list[Run]:
-    """Returns the job runs of a sweep's parent run, oldest first."""
-    return client.search_runs(
+    """Returns the job runs of a sweep's parent run, oldest first (without runs a rerun replaced)."""
+    runs = client.search_runs(
         [parent_run.info.experiment_id],
         filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run.info.run_id}'",
         order_by=["attributes.start_time ASC"],
     )
+    return [run for run in runs if TAG_SUPERSEDED_BY not in run.data.tags]

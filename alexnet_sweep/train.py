@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
+from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import plots, tracking
+from alexnet_sweep import checkpoint, plots, resume, tracking
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.interrupt import DeferredInterrupt
 from alexnet_sweep.model import build_model
+from alexnet_sweep.precision import apply_precision
+from alexnet_sweep.resume import Plan
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,19 @@ class JobResult:
     run_id: str
     experiment_id: str
     metrics: dict[str, float]
+    plan: Plan = Plan("start")
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Logs Keras' epoch metrics to the active MLflow run with step = epoch number (1-based).
+
+    MLflow's own `mlflow.keras.MlflowCallback` counts epochs from 0 and logs the optimizer's settings as extra
+    params that duplicate the config's, hence this five-line version.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        if logs:
+            mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch + 1)
 
 
 def make_optimizer(optimizer: DictConfig) -> keras.optimizers.Optimizer:
@@ -49,19 +67,28 @@ def make_optimizer(optimizer: DictConfig) -> keras.optimizers.Optimizer:
         raise UserInputError(f"{settings}: Keras rejects them: {err}") from None
 
 
-def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> JobResult:
+def run(
+    cfg: DictConfig,
+    *,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    in_sweep: bool = False,
+) -> JobResult:
     """Trains and evaluates one configuration and records it as one MLflow run.
 
     Every check of the input (config values, tracking URI, dataset and splits) happens before the run is
-    created, so bad input leaves no trace in the store.
+    created, so bad input leaves no trace in the store. In a sweep the job saves its training state after every
+    epoch (under `checkpoint_dir`), and `resume` / `share_epochs` decide whether it skips, continues an unfinished
+    run, or starts from a finished sibling's epochs (see `resume.plan_job`).
 
     Args:
         cfg: The composed job config (see conf/config.yaml).
         parent_run_id: The sweep's parent run id when the job is part of a multirun.
         tags: Extra MLflow tags, e.g. the Hydra override string.
+        in_sweep: Whether the job is part of a multirun.
 
     Returns:
-        The run id and the final metrics.
+        The run id, the final metrics and what the job did.
 
     Raises:
         UserInputError: On bad input, before anything is trained or recorded.
@@ -69,6 +96,16 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
     validate(cfg)
     client = tracking.connect(cfg.mlflow.tracking_uri)
     experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment_name)
+    params = tracking.flatten_params(cfg)
+    plan = Plan("start")
+    if in_sweep:
+        plan = resume.plan_job(
+            client, experiment_id, params, parent_run_id=parent_run_id, resume=cfg.resume,
+            share_epochs=cfg.share_epochs,
+        )  # fmt: skip
+        log.info("Job %s", plan.describe())
+    if plan.action == "skip":
+        return JobResult(plan.run.info.run_id, experiment_id, dict(plan.run.data.metrics), plan)
 
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
     # Before the data pipeline: tf.data's shuffle order depends on the global seed at the time it is built.
@@ -76,6 +113,7 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
     optimizer = make_optimizer(cfg.optimizer)
     splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
+    apply_precision(cfg.precision)  # after clear_session, which resets Keras' dtype policy to float32
     model = build_model(
         name=cfg.model.name,
         input_size=cfg.model.input_size,
@@ -89,34 +127,76 @@ def run(cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, st
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels
         metrics=["accuracy"],
+        jit_compile=cfg.jit_compile,  # "auto": Keras' choice (XLA on GPUs, not on CPU-only machines)
     )
 
+    run_tags = {**(tags or {}), **resume.identity_tags(params)}
+    if plan.action == "share":
+        run_tags |= {resume.TAG_CONTINUED_FROM: plan.run.info.run_id, resume.TAG_SHARED_EPOCHS: str(plan.state.epoch)}
+    continued = plan.run.info.run_id if plan.action == "continue" else None
     with (
-        tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=tags) as active,
+        tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=run_tags, run_id=continued) as active,
         DeferredInterrupt() as interrupt,
     ):
+        callbacks: list[keras.callbacks.Callback] = [checkpoint.EpochSeeds()]
+        state = None
+        if in_sweep:
+            state, saver = _prepare_state(client, cfg, plan, active, model)
+            callbacks.append(saver)
+        callbacks += [EpochMetricsLogger(), interrupt]
         _log_inputs(cfg, model)
+        initial_epoch = state.epoch if state else 0
         history = model.fit(
-            splits.train,
+            splits.train_epochs(initial_epoch, cfg.epochs),
+            steps_per_epoch=splits.steps_per_epoch,
             validation_data=splits.val,
+            initial_epoch=initial_epoch,
             epochs=cfg.epochs,
-            callbacks=[tracking.EpochMetricsLogger(), interrupt],
-            shuffle=False,  # the pipeline already shuffles, seeded
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, seeded per epoch
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in logs
         )
+        shared = int(active.data.tags.get(resume.TAG_SHARED_EPOCHS, 0))
+        mlflow.log_metric("epochs_trained", cfg.epochs - shared)  # the epochs not copied from a sibling
         test = model.evaluate(splits.test, return_dict=True, verbose=0, callbacks=[interrupt])
         test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
         mlflow.log_metrics(test_metrics)
         log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))
-        _log_figures(model, splits, history.history, title=tracking.run_name(cfg))
+        curves = _merge_history(state.history if state else [], history.history)
+        _log_figures(model, splits, curves, title=tracking.run_name(cfg))
         if cfg.save_model:
             _log_model(model, splits)
-    final = {key: float(values[-1]) for key, values in history.history.items()}
-    return JobResult(run_id=active.info.run_id, experiment_id=experiment_id, metrics={**final, **test_metrics})
+    final = {key: values[-1] for key, values in curves.items() if values}
+    return JobResult(active.info.run_id, experiment_id, {**final, **test_metrics}, plan)
+
+
+def _prepare_state(
+    client: MlflowClient, cfg: DictConfig, plan: Plan, active: mlflow.ActiveRun, model: keras.Model
+) -> tuple[checkpoint.SavedState | None, checkpoint.EpochCheckpoint]:
+    """Restores where a continued or sharing job starts, logs the epochs it inherits, and returns the saver."""
+    run_id = active.info.run_id
+    directory = Path(active.data.tags.get(resume.TAG_CHECKPOINT) or Path(cfg.checkpoint_dir).resolve() / run_id)
+    mlflow.set_tag(resume.TAG_CHECKPOINT, str(directory))
+    state = checkpoint.start_from(plan.state, directory) if plan.action == "share" else plan.state
+    if state is not None:
+        checkpoint.restore(model, state)
+        # A continued run logged some of these epochs itself; a sharing run gets all of the sibling's.
+        logged = resume.last_logged_epoch(client, run_id)
+        for epoch, metrics in enumerate(state.history[logged:], start=logged + 1):
+            mlflow.log_metrics(metrics, step=epoch)
+        log.info("Continuing at epoch %d of %d", state.epoch + 1, cfg.epochs)
+    return state, checkpoint.EpochCheckpoint(directory, state)
+
+
+def _merge_history(earlier: list[dict[str, float]], later: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Joins the per-epoch metrics of inherited epochs (a list of dicts) and of this fit (Keras' history)."""
+    keys = set(later) | {key for epoch in earlier for key in epoch}
+    return {key: [epoch[key] for epoch in earlier if key in epoch] + list(later.get(key, [])) for key in keys}
 
 
 def _log_inputs(cfg: DictConfig, model: keras.Model) -> None:
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_param("precision.policy", model.dtype_policy.name)  # what precision=auto chose on this machine
     lines: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=100)
     mlflow.log_text("\n".join(lines), "model_summary.txt")

@@ -60,6 +60,14 @@ def tiny_cfg(make_cfg: Callable[..., DictConfig], tiny_overrides: list[str]) -> 
 
 
 @pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """A job sets Keras' global dtype policy (precision=auto: mixed_bfloat16 on some CPUs); no test inherits it."""
+    yield
+    if "keras" in sys.modules:  # importing Keras just to reset it costs seconds per test
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture(autouse=True)
 def no_run_left_active():
     """Like MLflow's own tests: fail a test that leaves an MLflow run active."""
     yield

@@ -53,26 +53,85 @@ def test_smoke_sweep_gives_one_parent_and_six_finished_children(tmp_path, tfds_d
 
     log = result.stdout + result.stderr
     assert [int(k) for k in re.findall(r"\[(\d)/6\] optimizer", log)] == [1, 2, 3, 4, 5, 6]
+    progress = re.findall(r"\[\d/6\] optimizer.*\(elapsed (\d+)s(?:, about (\d+)s left)?\)", log)
+    assert int(progress[0][0]) < 10 and progress[0][1] == "", "nothing to estimate from before a job has ended"
+    assert all(int(left) > 0 for _, left in progress[1:]), progress
+    assert int(progress[1][1]) > int(progress[-1][1]), "five jobs left, then one"
     assert "Sweep done: 6/6 jobs finished" in result.stdout
     table = result.stdout[result.stdout.index("Sweep done") :]
     assert len(re.findall(r"optimizer\.lr=\S+ epochs=\d\s+FINISHED\s+\d\.\d{4}\s+\d\.\d{4}", table)) == 6
     assert "mlflow ui --backend-store-uri" in table
     assert list((tmp_path / "multirun").glob("*/*/mlflow_sweep.json"))
 
+    # The comparison report: in the sweep dir and on the parent run, with the best child by val_accuracy.
+    [report_dir] = (tmp_path / "multirun").glob("*/*/report")
+    assert {"report.md", "runs.csv", "test_accuracy_heatmap.png"} <= {path.name for path in report_dir.iterdir()}
+    assert f"Report: {report_dir.relative_to(tmp_path)}/report.md" in table
+    client = MlflowClient(store)
+    parent = client.get_run(parent.info.run_id)
+    best = max(children, key=lambda child: child.data.metrics["val_accuracy"])
+    assert parent.data.metrics["best.val_accuracy"] == best.data.metrics["val_accuracy"]
+    assert (
+        client.get_run(parent.data.tags["best.run_id"]).data.metrics["val_accuracy"]
+        == best.data.metrics["val_accuracy"]
+    )
+    assert "report/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "## Findings" in (report_dir / "report.md").read_text()
 
-def test_a_failing_job_does_not_stop_the_sweep(tmp_path, tfds_dir):
+
+FAULTY_SWEEP = """
+import sys
+
+import keras
+import tensorflow as tf
+
+from alexnet_sweep.__main__ import cli
+
+fit = keras.Model.fit
+
+
+def faulty_fit(self, *args, **kwargs):  # faults injected by learning rate
+    lr = float(self.optimizer.learning_rate.numpy())
+    if abs(lr - 0.0042) < 1e-9:
+        sys.exit(3)
+    if abs(lr - 0.0043) < 1e-9:
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[4096,4096]")
+    return fit(self, *args, **kwargs)
+
+
+keras.Model.fit = faulty_fit
+cli()
+"""
+
+
+def test_failing_jobs_never_cost_the_others(tmp_path, tfds_dir):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = run_cli(
-        "-m", "optimizer.lr=1e-3,-1", "experiment=smoke",
-        f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}",
-        cwd=tmp_path,
+    (tmp_path / "faulty_sweep.py").write_text(FAULTY_SWEEP)
+    result = subprocess.run(
+        [sys.executable, "faulty_sweep.py", "-m", "optimizer.lr=1e-3,0.0042,-1,0.0043,1e-4", "experiment=smoke",
+         "model.dense_units=[32,32]", f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 1
-    [parent], [child] = split_runs(store)
-    assert child.info.status == "FINISHED" and child.data.params["optimizer.lr"] == "0.001"
+    assert result.returncode == 1, result.stderr[-3000:]
+    [parent], children = split_runs(store)
+    status = {child.data.params["optimizer.lr"]: child.info.status for child in children}
+    assert status == {"0.001": "FINISHED", "0.0042": "FAILED", "0.0043": "FAILED", "0.0001": "FINISHED"}
     assert parent.info.status == "FAILED"
-    assert "optimizer.lr=-1.0: must be a positive number" in result.stdout
+    client = MlflowClient(store)
+    for child in children:
+        if child.info.status == "FAILED":
+            assert child.data.tags["error"] in ("SystemExit: 3", "ResourceExhaustedError: OOM when allocating tensor "
+                                                "with shape[4096,4096]")  # fmt: skip
+            traceback = open(client.download_artifacts(child.info.run_id, "error.txt")).read()
+            assert traceback.startswith("Traceback") and "faulty_fit" in traceback
+
+    table = result.stdout[result.stdout.index("Sweep done") :]
+    assert "Sweep done: 2/5 jobs finished" in table
+    assert "optimizer.lr=-1.0: must be a positive number" in table, "bad input: the one-line error, no run"
+    assert "cause: SystemExit: 3" in table and "cause: ResourceExhaustedError: OOM when allocating" in table
     assert "Traceback" not in result.stdout + result.stderr
+    report = parent.data.tags["sweep.dir"] + "/report/report.md"
+    assert "FAILED" in open(report).read(), "the report is written, listing the failed jobs"
 
 
 @pytest.mark.parametrize(
@@ -146,9 +205,10 @@ def test_bad_input_is_a_clear_error_before_anything_runs(tmp_path, tfds_dir, ove
     assert all_runs(store) == []
 
 
-def test_ctrl_c_ends_the_job_and_the_sweep_killed(tmp_path, tfds_dir):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_ends_the_job_and_the_sweep_killed_with_a_summary(tmp_path, tfds_dir, signum):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["-m", "optimizer.lr=1e-3,1e-4", "epochs=50", "experiment=smoke"]
+    args = ["-m", "optimizer.lr=1e-3,1e-4", "epochs=50", "experiment=smoke", "model.dense_units=[32,32]"]
     args += [f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
@@ -163,10 +223,13 @@ def test_ctrl_c_ends_the_job_and_the_sweep_killed(tmp_path, tfds_dir):
     deadline = time.monotonic() + 120
     while "Epoch 2/50" not in seen and time.monotonic() < deadline:
         seen += process.stdout.readline()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     seen += process.communicate(timeout=60)[0]
-    assert process.returncode != 0, seen[-3000:]
+    assert process.returncode == 130, seen[-3000:]
 
     [parent], [child] = split_runs(store)
     assert (child.info.status, parent.info.status) == ("KILLED", "KILLED"), seen[-3000:]
     assert len(child.data.params) and child.data.params["optimizer.lr"] == "0.001", "the second job never started"
+    assert "Sweep interrupted: 0/2 jobs finished" in seen
+    assert re.search(r"optimizer\.lr=1e-3\s+KILLED", seen) and "NOT STARTED" in seen
+    assert "Traceback" not in seen

@@ -73,8 +73,21 @@ def test_shapes_pipeline_batches_uint8_and_shuffles_by_seed(tfds_dir):
 
     assert np.array_equal(first_batch(1), first_batch(1))
     assert not np.array_equal(first_batch(1), first_batch(2))
-    epoch1, epoch2 = ([y.numpy() for _, y in splits.train] for _ in range(2))
-    assert not np.array_equal(np.concatenate(epoch1), np.concatenate(epoch2)), "reshuffled every epoch"
+    assert splits.steps_per_epoch == 25
+
+
+def test_the_order_of_an_epoch_depends_only_on_seed_and_epoch(tfds_dir):
+    splits = load_splits(dataset_cfg(data_dir=tfds_dir), batch_size=64, seed=1, image_size=67)
+
+    def labels(first, last):
+        return np.concatenate([y.numpy() for _, y in splits.train_epochs(first, last)])
+
+    whole = labels(0, 3).reshape(3, -1)
+    assert not np.array_equal(whole[0], whole[1]), "reshuffled every epoch"
+    assert sorted(whole[0]) == sorted(whole[1])
+    assert np.array_equal(labels(2, 3), whole[2]), "epoch 2 on its own is epoch 2 of an uninterrupted run"
+    assert np.array_equal(labels(1, 3).reshape(2, -1), whole[1:])
+    assert np.array_equal(labels(0, 3).reshape(3, -1), whole), "iterating again repeats the same orders"
 
 
 def test_cifar10_pipeline_on_mock_data():

@@ -16,7 +16,8 @@ PARAMS = {
     "dataset.download", "dataset.cache", "dataset.shuffle_buffer",
     "model.name", "model.input_size", "model.dense_units", "model.dropout", "model.bn_momentum",
     "optimizer.name", "optimizer.lr", "optimizer.beta_1", "optimizer.beta_2", "optimizer.epsilon",
-    "seed", "epochs", "batch_size", "save_model",
+    "seed", "epochs", "batch_size", "save_model", "precision", "jit_compile", "precision.policy",
+    "resume", "share_epochs", "checkpoint_dir",
 }  # fmt: skip
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
 ARTIFACTS = {"config.yaml", "model_summary.txt", "curves.png", "predictions.png"}
@@ -35,7 +36,7 @@ def test_one_job_logs_exactly_the_params_metrics_and_artifacts(make_cfg, tiny_ov
     assert run.data.params["optimizer.lr"] == "0.0003"
     assert run.data.params["epochs"] == "2"
     assert run.data.params["model.input_size"] == "67"
-    assert set(run.data.metrics) == EPOCH_METRICS | {"test_loss", "test_accuracy"}
+    assert set(run.data.metrics) == EPOCH_METRICS | {"test_loss", "test_accuracy", "epochs_trained"}
     for metric in EPOCH_METRICS:
         assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2]
     assert 0 <= run.data.metrics["test_accuracy"] <= 1
@@ -73,17 +74,18 @@ def test_save_model_switch_logs_a_loadable_mlflow_model(make_cfg, tiny_overrides
 
 
 def test_training_learns_the_shapes(make_cfg, tfds_dir, store):
-    # The demo's lr=1e-4, epochs=5 job (measured: train 0.73, val 0.68); chance is 0.1.
+    # The demo's lr=1e-4 job at 8 epochs (measured with precision=auto, bf16 here: train 0.92, val 0.84); chance
+    # is 0.1. Val accuracy still swings between epochs before that (0.63, 0.45, 0.74 at epochs 4-6).
     cfg = make_cfg(
         "experiment=demo",
         f"dataset.data_dir={tfds_dir}",
         f"mlflow.tracking_uri={store}",
-        "epochs=5",
+        "epochs=8",
         "optimizer.lr=1e-4",
     )
     result = train.run(cfg)
-    assert result.metrics["accuracy"] > 0.5
-    assert result.metrics["val_accuracy"] > 0.5
+    assert result.metrics["accuracy"] > 0.8
+    assert result.metrics["val_accuracy"] > 0.6
 
 
 @pytest.mark.parametrize(("raised", "status"), [(RuntimeError("disk full"), "FAILED"), (KeyboardInterrupt(), "KILLED")])

@@ -1,0 +1,124 @@
+"""Training state saved after every epoch, so that a job can go on from where it (or a sibling) stopped.
+
+A saved state is a directory holding `state.json` (epochs done, each epoch's Keras metrics, the weights file's
+name) and one `epoch-NNNN.weights.h5` (model weights, optimizer state and its iteration counter, as Keras'
+`save_weights` writes them). A new weights file is written before `state.json` is atomically replaced, and the
+old file is removed only after that, so a process killed at any moment leaves a consistent state behind.
+
+Continuing from epoch k is the same computation as an uninterrupted run because nothing random depends on
+history: the data order of epoch e depends only on (seed, e) (`data.Splits.train_epochs`) and so does dropout
+(`EpochSeeds`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class SavedState:
+    """A training state on disk: `epoch` epochs done, with the metrics Keras reported for each."""
+
+    directory: Path
+    epoch: int
+    history: list[dict[str, float]]
+    weights: Path
+
+
+def load(directory: Path) -> SavedState | None:
+    """Returns the state saved in `directory`, or None if there is none (or its weights file is gone)."""
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    weights = Path(directory) / data["weights"]
+    if not weights.is_file():
+        log.warning("Ignoring the training state in %s: %s is missing", directory, weights.name)
+        return None
+    return SavedState(Path(directory), int(data["epoch"]), list(data["history"]), weights)
+
+
+def restore(model: keras.Model, state: SavedState) -> None:
+    """Loads a saved state's weights and optimizer state into a compiled model of the same config."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # creates the slots the file has values for
+    model.load_weights(state.weights)
+
+
+def start_from(source: SavedState, directory: Path) -> SavedState:
+    """Makes `directory` hold a copy of another run's state (a hard link where possible: files never change)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / source.weights.name
+    if not target.exists():
+        try:
+            os.link(source.weights, target)
+        except OSError:
+            shutil.copyfile(source.weights, target)
+    _write_state(directory, source.epoch, source.history, target.name)
+    return SavedState(directory, source.epoch, list(source.history), target)
+
+
+def remove(directory: Path) -> None:
+    """Deletes a run's saved states (a finished run no longer needs them)."""
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _write_state(directory: Path, epoch: int, history: list[dict[str, float]], weights_name: str) -> None:
+    temporary = directory / f"{STATE_FILE}.tmp"
+    temporary.write_text(json.dumps({"epoch": epoch, "weights": weights_name, "history": history}, indent=1))
+    os.replace(temporary, directory / STATE_FILE)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the training state into `directory` at the end of every epoch.
+
+    Place it before callbacks that record the epoch elsewhere (MLflow): what is recorded is then always part of
+    a saved state, and a continued run never logs an epoch twice.
+    """
+
+    def __init__(self, directory: Path, initial: SavedState | None = None) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.history = list(initial.history) if initial else []
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.history.append({key: float(value) for key, value in (logs or {}).items()})
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        self.model.save_weights(self.directory / name)
+        _write_state(self.directory, epoch + 1, self.history, name)
+        for old in self.directory.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Reseeds the model's random layers (dropout) at each epoch start from their initial seeds and the epoch.
+
+    Keras' `save_weights` does not store the state of a layer's seed generator, so without this a continued run
+    would draw other dropout masks than an uninterrupted one.
+    """
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._generators = [v for v in self.model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+        self._initial = [np.array(v.numpy()) for v in self._generators]
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        for variable, initial in zip(self._generators, self._initial, strict=True):
+            reseeded = initial.copy()
+            reseeded[0] += epoch  # the generator advances the other component, so epochs never share a stream
+            variable.assign(reseeded)

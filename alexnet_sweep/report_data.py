@@ -1,0 +1,260 @@
+"""A sweep as the report sees it, read from MLflow only: its job runs, their params, final metrics and curves.
+
+This module, like the whole report, imports neither TensorFlow nor Hydra, so the report's command answers fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from alexnet_sweep.tracking import TAG_ERROR, TAG_JOB_NUM, TAG_OVERRIDES, child_runs, format_lr
+
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# The keys people sweep most come first (heatmap rows, columns, then panels); other varying keys alphabetically.
+PREFERRED_KEYS = ("optimizer.lr", "epochs", "model.name")
+_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One job run of a sweep: what it was (params, tags), how it ended, and its numbers.
+
+    Attributes:
+        params: The flattened resolved config, as logged (all strings).
+        metrics: Final values (`val_accuracy`, `test_accuracy`, ...): MLflow's latest value of each metric.
+        history: Per-epoch values of `loss`, `accuracy`, `val_loss`, `val_accuracy`: {epoch: value}.
+    """
+
+    run_id: str
+    name: str
+    status: str
+    job_num: str
+    overrides: str
+    error: str | None
+    params: Mapping[str, str]
+    metrics: Mapping[str, float]
+    history: Mapping[str, Mapping[int, float]]
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "FINISHED"
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.metrics.get("val_accuracy")
+
+    @property
+    def last_epoch(self) -> int | None:
+        """The last epoch with a val_loss, or None without per-epoch metrics."""
+        return max(self.history.get("val_loss", {}), default=None)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch of minimum val_loss (the earliest on a tie), or None without per-epoch metrics."""
+        val_loss = self.history.get("val_loss", {})
+        return min(sorted(val_loss), key=val_loss.__getitem__, default=None)
+
+    def gap(self, epoch: int | None = None) -> float | None:
+        """Returns train minus validation accuracy at `epoch` (default: the last one), None where not recorded."""
+        train, val = self.history.get("accuracy", {}), self.history.get("val_accuracy", {})
+        epoch = self.last_epoch if epoch is None else epoch
+        return train[epoch] - val[epoch] if epoch in train and epoch in val else None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep's parent run and job runs, with the keys the jobs differ in.
+
+    Attributes:
+        varying_keys: Every param with at least two different values among the runs, in report order.
+        swept_keys: The varying keys minus those that only follow another one (switching `model=alexnet9` also
+            changes `model.dense_units`): the keys the report compares.
+        followers: {follower key: the swept key it changes with}.
+    """
+
+    experiment_name: str
+    parent_run_id: str
+    parent_name: str
+    runs: tuple[RunSummary, ...]
+    varying_keys: tuple[str, ...]
+    swept_keys: tuple[str, ...]
+    followers: Mapping[str, str]
+
+    @property
+    def finished(self) -> tuple[RunSummary, ...]:
+        return tuple(run for run in self.runs if run.finished)
+
+    @cached_property
+    def ranked(self) -> tuple[RunSummary, ...]:
+        """Finished runs with a val_accuracy, best first: highest val_accuracy, then lowest val_loss, then job."""
+        scored = [run for run in self.finished if run.val_accuracy is not None]
+        return tuple(sorted(scored, key=lambda run: (-run.val_accuracy, run.metrics.get("val_loss", float("inf")))))
+
+    @property
+    def best(self) -> RunSummary | None:
+        """The best run: the highest final val_accuracy among finished runs (test_accuracy never chooses)."""
+        return self.ranked[0] if self.ranked else None
+
+    def values(self, key: str, runs: Sequence[RunSummary] | None = None) -> list[str]:
+        """Returns the values of param `key` among `runs` (default: all), sorted numerically where all are numbers."""
+        return sort_values({run.params[key] for run in (self.runs if runs is None else runs) if key in run.params})
+
+    def short(self, key: str) -> str:
+        """Returns the short name of a swept key in labels: `lr`, `epochs`, `model` (for `model.name`)."""
+        return _short_names(self.swept_keys).get(key, key)
+
+    def label(self, run: RunSummary) -> str:
+        """Labels a run by its swept params, e.g. `lr=1e-4 epochs=10 model=alexnet9`."""
+        parts = [f"{self.short(key)}={display(key, run.params.get(key, '?'))}" for key in self.swept_keys]
+        return " ".join(parts) or run.name or run.run_id
+
+
+def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
+    """Reads a sweep's parent run and all its job runs, with their per-epoch metrics, from MLflow.
+
+    Args:
+        client: A client of the sweep's tracking store.
+        parent_run_id: The sweep's parent run.
+
+    Returns:
+        The sweep.
+    """
+    parent = client.get_run(parent_run_id)
+    runs = tuple(_summary(client, run) for run in child_runs(client, parent))
+    runs = tuple(sorted(runs, key=_job_order)) if all(run.job_num.isdigit() for run in runs) else runs
+    varying = varying_keys(runs)
+    followers = _followers(runs, varying)
+    return Sweep(
+        experiment_name=client.get_experiment(parent.info.experiment_id).name,
+        parent_run_id=parent_run_id,
+        parent_name=parent.info.run_name or "",
+        runs=runs,
+        varying_keys=varying,
+        swept_keys=tuple(key for key in varying if key not in followers),
+        followers=followers,
+    )
+
+
+def latest_sweep_parent(client: MlflowClient, experiment_id: str) -> Run | None:
+    """Returns the newest sweep parent run of an experiment: a run without a parent that has child runs."""
+    runs = list(_all_runs(client, experiment_id))
+    parents = {run.data.tags[MLFLOW_PARENT_RUN_ID] for run in runs if MLFLOW_PARENT_RUN_ID in run.data.tags}
+    return next((run for run in runs if run.info.run_id in parents and MLFLOW_PARENT_RUN_ID not in run.data.tags), None)
+
+
+def _all_runs(client: MlflowClient, experiment_id: str) -> Iterator[Run]:
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], order_by=["attributes.start_time DESC"], max_results=_PAGE, page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _summary(client: MlflowClient, run: Run) -> RunSummary:
+    history: dict[str, dict[int, float]] = {}
+    for metric in EPOCH_METRICS:
+        points = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: (m.step, m.timestamp))
+        if points:
+            history[metric] = {point.step: point.value for point in points}  # a re-logged step keeps its last value
+    tags = run.data.tags
+    return RunSummary(
+        run_id=run.info.run_id,
+        name=run.info.run_name or "",
+        status=run.info.status,
+        job_num=tags.get(TAG_JOB_NUM, ""),
+        overrides=tags.get(TAG_OVERRIDES, ""),
+        error=tags.get(TAG_ERROR),
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        history=history,
+    )
+
+
+def _job_order(run: RunSummary) -> int:
+    return int(run.job_num)
+
+
+def varying_keys(runs: Sequence[RunSummary]) -> tuple[str, ...]:
+    """Returns the params with at least two different values among the runs, preferred keys first.
+
+    A key missing from some runs but equal in all others does not vary (`optimizer.momentum` exists only for sgd).
+    """
+    keys = {key for run in runs for key in run.params}
+    varying = [key for key in keys if len({run.params[key] for run in runs if key in run.params}) > 1]
+    return tuple(sorted(varying, key=_key_order))
+
+
+def _key_order(key: str) -> tuple[int, str]:
+    return (PREFERRED_KEYS.index(key), "") if key in PREFERRED_KEYS else (len(PREFERRED_KEYS), key)
+
+
+def _followers(runs: Sequence[RunSummary], keys: Sequence[str]) -> dict[str, str]:
+    """Maps each key that splits the runs exactly like another key to that key (it adds no comparison).
+
+    Of keys that change together, the one the jobs' overrides name leads (`optimizer=sgd` names `optimizer.name`,
+    so the learning rate that changes with it follows), else the first in report order.
+    """
+    named = {token.split("=", 1)[0].lstrip("+~") for run in runs for token in run.overrides.split()}
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for key in keys:
+        groups.setdefault(_partition(runs, key), []).append(key)
+    followers = {}
+    for group in groups.values():
+        leader = next((key for key in group if key in named or key.removesuffix(".name") in named), group[0])
+        followers |= {key: leader for key in group if key != leader}
+    return followers
+
+
+def _partition(runs: Sequence[RunSummary], key: str) -> tuple[int, ...]:
+    """Numbers each run by the order its value of `key` first appears: equal tuples, the same split of runs."""
+    first_seen: dict[str | None, int] = {}
+    return tuple(first_seen.setdefault(run.params.get(key), len(first_seen)) for run in runs)
+
+
+def sort_values(values: set[str] | Sequence[str]) -> list[str]:
+    """Sorts param values numerically when all are numbers (`1e-4` < `0.001`, `5` < `10`), else as text."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def display(key: str, value: str) -> str:
+    """Formats a param value for people: learning rates as typed (`1e-4`), everything else as logged."""
+    if key.rsplit(".", 1)[-1] in ("lr", "learning_rate"):
+        try:
+            return format_lr(float(value))
+        except ValueError:
+            pass
+    return value
+
+
+def _short_names(keys: Sequence[str]) -> dict[str, str]:
+    def short(key: str) -> str:
+        parts = key.split(".")
+        return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+    names = {key: short(key) for key in keys}
+    clashes = {name for name, group in itertools.groupby(sorted(names.values())) if len(list(group)) > 1}
+    return {key: key if name in clashes else name for key, name in names.items()}
+
+
+def matching(runs: Sequence[RunSummary], params: Mapping[str | None, str | None]) -> list[RunSummary]:
+    """Returns the runs whose params equal all of `params`; a None key or value matches anything."""
+    return [run for run in runs if all(k is None or v is None or run.params.get(k) == v for k, v in params.items())]
+
+
+def mean(values: Sequence[float]) -> float:
+    """The arithmetic mean of a non-empty sequence."""
+    return sum(values) / len(values)

@@ -1,0 +1,94 @@
+"""Sweeps that break and are run again: SIGKILL mid-job, then the same command resumes the grid."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from alexnet_sweep import resume
+from tests.conftest import run_cli
+from tests.test_cli import split_runs
+
+pytestmark = pytest.mark.slow
+
+GRID = ["-m", "optimizer.lr=1e-3,1e-4", "epochs=1,3", "experiment=smoke", "model.dense_units=[32,32]"]
+
+
+def start_sweep(args, cwd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "alexnet_sweep", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until(process, *markers, timeout=300):
+    """Reads the sweep's output until the markers have appeared in this order."""
+    seen, deadline = "", time.monotonic() + timeout
+    for marker in markers:
+        while marker not in seen[seen.rfind(markers[0]) if markers[0] in seen else 0 :]:
+            line = process.stdout.readline()
+            assert line and time.monotonic() < deadline, f"no {marker!r} in:\n{seen[-3000:]}"
+            seen += line
+    return seen
+
+
+def test_a_sweep_killed_mid_job_resumes_where_it_stopped(tmp_path, tfds_dir):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*GRID, f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"]
+    process = start_sweep(args, tmp_path)
+    read_until(process, "[2/4]", "Epoch 3/3")  # job 2 has saved epochs 1 (copied from job 1) and 2
+    process.kill()  # SIGKILL: no handler runs, the runs stay RUNNING
+    process.wait(timeout=30)
+    [parent], children = split_runs(store)
+    assert parent.info.status == "RUNNING"
+    statuses = sorted((c.data.params["epochs"], c.info.status) for c in children)
+    assert statuses == [("1", "FINISHED"), ("3", "RUNNING")]
+    client = MlflowClient(store)
+    killed = next(c for c in children if c.info.status == "RUNNING")
+    assert [m.step for m in client.get_metric_history(killed.info.run_id, "loss")] == [1, 2]
+
+    again = run_cli(*args, cwd=tmp_path)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    assert f"Resuming the sweep of parent run {parent.info.run_id}" in output
+    assert "marked KILLED the 1 runs it left RUNNING" in output
+    assert "1 of 4 jobs have a FINISHED run (skipped), 1 continue an unfinished run (from epoch 2), 2 start" in output
+    assert f"continues KILLED run {killed.info.run_id} from epoch 2" in output
+    assert "Sweep done: 4/4 jobs finished" in output
+
+    [parent_after], children = split_runs(store)
+    assert parent_after.info.run_id == parent.info.run_id and parent_after.info.status == "FINISHED"
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    grid = sorted((c.data.params["optimizer.lr"], c.data.params["epochs"]) for c in children)
+    assert grid == [("0.0001", "1"), ("0.0001", "3"), ("0.001", "1"), ("0.001", "3")], "each job once"
+    for child in children:
+        epochs = int(child.data.params["epochs"])
+        for key in ("loss", "val_accuracy"):
+            assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == list(range(1, epochs + 1))
+    resumed = client.get_run(killed.info.run_id)
+    assert resumed.data.metrics["epochs_trained"] == 2, "3 epochs, the first copied from the epochs=1 job"
+    assert resumed.data.tags[resume.TAG_CONTINUED_FROM] in {c.info.run_id for c in children}
+    assert sum(c.data.metrics["epochs_trained"] for c in children) == 1 + 2 + 1 + 2
+    assert not list((tmp_path / "checkpoints").glob("*/state.json")), "finished runs' checkpoints are removed"
+
+
+def test_resume_false_runs_the_whole_grid_again_under_a_new_parent(tmp_path, tfds_dir):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "optimizer.lr=1e-3", "experiment=smoke", "model.dense_units=[32,32]",
+            f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"]  # fmt: skip
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    skipped = run_cli(*args, cwd=tmp_path)
+    assert skipped.returncode == 0 and "Job skipped: FINISHED run" in skipped.stdout + skipped.stderr
+    assert "Job starts" not in skipped.stdout + skipped.stderr
+    fresh = run_cli(*args, "resume=false", cwd=tmp_path)
+    assert fresh.returncode == 0 and "Job starts" in fresh.stdout + fresh.stderr
+    parents, children = split_runs(store)
+    assert len(parents) == 2 and len(children) == 2

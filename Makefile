@@ -4,9 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STORE ?= sqlite:///mlflow.db
 PORT ?= 5000
+CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo sweep smoke test lint ui clean clean-results
+.PHONY: help install browser demo sweep smoke test lint bench ui clean clean-results
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,6 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the package (editable) with the test tools
+
+browser: ## Install Debian's chromium for the MLflow UI test if missing (apt-get; sudo when not root)
+	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; else \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends chromium; fi
 
 demo: install ## The user's grid (lr x epochs) on the offline shapes dataset: < 10 min on 2 CPU cores
 	$(BIN)/python -m alexnet_sweep -m experiment=demo
@@ -34,6 +41,9 @@ lint: install ## Ruff lint and format check
 	$(BIN)/ruff check alexnet_sweep tests
 	$(BIN)/ruff format --check alexnet_sweep tests
 
+bench: install ## Our training path vs the reference notebook's (speed, accuracy): < 5 min on 2 CPU cores
+	$(BIN)/python -m alexnet_sweep.bench --out outputs/bench/bench.json
+
 ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:5000 (loopback only; PORT=... to change)
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
 
@@ -41,5 +51,5 @@ clean: ## Remove caches (keeps results and .venv)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
-clean-results: ## Delete ALL results: the MLflow store (mlflow.db, mlruns/) and Hydra outputs (multirun/, outputs/)
-	rm -rf multirun outputs mlruns mlflow.db
+clean-results: ## Delete ALL results: the MLflow store (mlflow.db, mlruns/), Hydra outputs (multirun/, outputs/), checkpoints/, reports/
+	rm -rf multirun outputs mlruns mlflow.db checkpoints reports

@@ -43,7 +43,7 @@ from alexnet_sweep.config import register_configs, validate
 from alexnet_sweep.data import load_splits
 from alexnet_sweep.model import build_model
 from alexnet_sweep.precision import POLICIES, apply_precision, cpu_flags, gpu_capabilities, resolve_precision
-from alexnet_sweep.train import make_optimizer
+from alexnet_sweep.train import EpochMetricsLogger, make_optimizer
 
 log = logging.getLogger(__name__)
 _IMPORTED_AT = time.perf_counter()  # where /proc is missing, the bench's clock starts here
@@ -287,12 +287,12 @@ def mlflow_overhead(cfg: DictConfig, epoch_s: float) -> dict[str, float]:
 
     Returns:
         `store_create_s` (a new store's tables: once per store), `run_setup_s` (`tracking.job_run`: run, tags and
-        params, once per job), `log_s_per_epoch` (what `tracking.EpochMetricsLogger` logs each epoch), `epoch_s`
+        params, once per job), `log_s_per_epoch` (what `train.EpochMetricsLogger` logs each epoch), `epoch_s`
         and `overhead_pct` = 100 * log_s_per_epoch / epoch_s.
     """
     previous_uri = mlflow.get_tracking_uri()
     logs = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}
-    logger = tracking.EpochMetricsLogger()
+    logger = EpochMetricsLogger()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as store:
         try:
             start = time.perf_counter()

@@ -44,12 +44,17 @@ def load(directory: Path) -> SavedState | None:
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    weights = Path(directory) / data["weights"]
+    try:
+        data = json.loads(path.read_text())
+        weights = Path(directory) / data["weights"]
+        state = SavedState(Path(directory), int(data["epoch"]), list(data["history"]), weights)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("Ignoring the unreadable training state in %s: %s", directory, err)
+        return None
     if not weights.is_file():
         log.warning("Ignoring the training state in %s: %s is missing", directory, weights.name)
         return None
-    return SavedState(Path(directory), int(data["epoch"]), list(data["history"]), weights)
+    return state
 
 
 def restore(model: keras.Model, state: SavedState) -> None:
@@ -78,9 +83,16 @@ def remove(directory: Path) -> None:
 
 
 def _write_state(directory: Path, epoch: int, history: list[dict[str, float]], weights_name: str) -> None:
+    _sync(directory / weights_name)  # on disk before state.json names it, even if the machine goes down
     temporary = directory / f"{STATE_FILE}.tmp"
     temporary.write_text(json.dumps({"epoch": epoch, "weights": weights_name, "history": history}, indent=1))
+    _sync(temporary)
     os.replace(temporary, directory / STATE_FILE)
+
+
+def _sync(path: Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

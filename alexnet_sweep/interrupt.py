@@ -31,10 +31,10 @@ class DeferredInterrupt(keras.callbacks.Callback):
             self._previous = {signum: signal.signal(signum, self._request) for signum in SIGNALS}
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, *rest: Any) -> None:
         self._restore()
-        if self.requested and exc_type is None:
-            raise KeyboardInterrupt
+        if self.requested and not isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc  # a stop was asked for: another error must not turn it into FAILED
 
     def _request(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True

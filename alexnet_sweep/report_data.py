@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from alexnet_sweep.tracking import TAG_ERROR, TAG_JOB_NUM, TAG_OVERRIDES, child_runs, format_lr
+from alexnet_sweep.tracking import TAG_ERROR, TAG_JOB_NUM, TAG_OVERRIDES, format_lr, sweep_runs
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # The keys people sweep most come first (heatmap rows, columns, then panels); other varying keys alphabetically.
@@ -127,7 +127,7 @@ def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
         The sweep.
     """
     parent = client.get_run(parent_run_id)
-    runs = tuple(_summary(client, run) for run in child_runs(client, parent))
+    runs = tuple(_summary(client, run) for run in sweep_runs(client, parent))
     runs = tuple(sorted(runs, key=_job_order)) if all(run.job_num.isdigit() for run in runs) else runs
     varying = varying_keys(runs)
     followers = _followers(runs, varying)

@@ -105,9 +105,10 @@ def plan_job(
     if resume:
         runs = [run for run in _runs_tagged(client, experiment_id, TAG_CONFIG, identity(params)) if _current(run)]
         finished = [run for run in runs if run.info.status == "FINISHED"]
-        if finished:
-            return Plan("skip", run=finished[0])
         mine = [run for run in runs if run.data.tags.get(MLFLOW_PARENT_RUN_ID) == parent_run_id]
+        unfinished_mine = [run for run in mine if run.info.status != "FINISHED"]
+        if finished:  # an unfinished run of this sweep with the same config is then obsolete
+            return Plan("skip", run=finished[0], supersedes=unfinished_mine[0] if unfinished_mine else None)
         if mine:
             run, state = mine[0], saved_state(mine[0])
             logged = last_logged_epoch(client, run.info.run_id)

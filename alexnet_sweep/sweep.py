@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -23,6 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from hydra.utils import get_original_cwd, to_absolute_path
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from omegaconf import DictConfig, open_dict
@@ -47,6 +49,7 @@ class SweepState:
     parent_run_id: str
     num_jobs: int | None
     started_at: float = 0.0  # time.time() when the sweep (or its resumption) started
+    most_epochs: dict[str, int] | None = None  # per config-without-epochs: the grid's largest `epochs` (basic sweeper)
 
     def save(self, sweep_dir: Path) -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -82,14 +85,14 @@ def run_job(cfg: DictConfig) -> float | None:
         log.info("Look at it in the MLflow UI: %s", ui_hint(cfg.mlflow.tracking_uri, result.experiment_id))
         return result.metrics.get("val_accuracy")
 
-    sweep_dir = Path(hydra_cfg.sweep.dir)
+    sweep_dir = Path(to_absolute_path(hydra_cfg.sweep.dir))  # the job may run elsewhere (hydra.job.chdir=true)
     state = SweepState.load(sweep_dir)
     job = f"[{hydra_cfg.job.num + 1}/{state.num_jobs or '?'}]"
     log.info("%s %s (%s)", job, overrides or "(no overrides)", progress(sweep_dir, state, hydra_cfg.job.num))
     started = time.monotonic()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        _check_same_store(cfg, state)
+        _pin_to_sweep(cfg, state)
         result = train.run(
             cfg,
             parent_run_id=state.parent_run_id,
@@ -103,7 +106,7 @@ def run_job(cfg: DictConfig) -> float | None:
         cause = str(err) if isinstance(err, UserInputError) else tracking.one_line(err)
         log.error("%s failed: %s", job, cause)
         record = {"job_num": hydra_cfg.job.num, "overrides": overrides, "cause": cause}
-        (output_dir / JOB_ERROR_FILE).write_text(json.dumps(record, indent=2))
+        _write_record(output_dir / JOB_ERROR_FILE, record)
         (output_dir / "error.txt").write_text(traceback.format_exc())
         return None
     record = {
@@ -113,16 +116,31 @@ def run_job(cfg: DictConfig) -> float | None:
         "action": result.plan.action,
         "seconds": round(time.monotonic() - started, 3),
     }
-    (output_dir / JOB_RESULT_FILE).write_text(json.dumps(record, indent=2))
+    _write_record(output_dir / JOB_RESULT_FILE, record)
+    if result.plan.action != "skip":
+        _release_checkpoint(cfg, state, result.run_id)
     log.info("%s done: %s", job, _format_metrics(result.metrics))
     return result.metrics.get("val_accuracy")
+
+
+def _release_checkpoint(cfg: DictConfig, state: SweepState, run_id: str) -> None:
+    """Deletes a finished run's saved state at once unless a longer job of the grid can start from it.
+
+    At 227x227 a state is ~700 MB; keeping every finished run's until the sweep ends would hold gigabytes.
+    """
+    prefix = resume.identity(tracking.flatten_params(cfg), without=("epochs",))
+    longest = None if state.most_epochs is None else state.most_epochs.get(prefix, 0)
+    if cfg.share_epochs and (longest is None or longest > cfg.epochs):
+        return  # with another sweeper the grid is unknown: the sweep's end cleans up
+    directory = tracking.connect(state.tracking_uri).get_run(run_id).data.tags.get(resume.TAG_CHECKPOINT)
+    if directory:
+        checkpoint.remove(Path(directory))
 
 
 def progress(sweep_dir: Path, state: SweepState, job_num: int) -> str:
     """Says how long the sweep has run and, from the jobs that trained so far, about how long is left."""
     elapsed = time.time() - state.started_at if state.started_at else 0.0
-    done = [json.loads(path.read_text()) for path in sweep_dir.glob(f"*/{JOB_RESULT_FILE}")]
-    trained = [record["seconds"] for record in done if record["action"] != "skip"]
+    trained = [record["seconds"] for record in _records(sweep_dir, JOB_RESULT_FILE) if record["action"] != "skip"]
     text = f"elapsed {format_duration(elapsed)}"
     if trained and state.num_jobs:
         left = sum(trained) / len(trained) * (state.num_jobs - job_num)
@@ -140,13 +158,25 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _check_same_store(cfg: DictConfig, state: SweepState) -> None:
-    for key, sweep_value in (("tracking_uri", state.tracking_uri), ("experiment_name", state.experiment_name)):
-        if cfg.mlflow[key] != sweep_value:
+def _pin_to_sweep(cfg: DictConfig, state: SweepState) -> None:
+    """Points the job at the sweep's store and makes its paths absolute, wherever Hydra runs the job.
+
+    Raises:
+        UserInputError: If the job's store or experiment differ from the sweep's (e.g. a grid over them).
+    """
+    launch_dir = get_original_cwd()
+    job_store = tracking.absolute_uri(cfg.mlflow.tracking_uri, launch_dir)
+    for key, job_value, sweep_value in (
+        ("tracking_uri", job_store, state.tracking_uri),
+        ("experiment_name", cfg.mlflow.experiment_name, state.experiment_name),
+    ):
+        if job_value != sweep_value:
             raise UserInputError(
                 f"mlflow.{key}={cfg.mlflow[key]!r}: a sweep records into one store and experiment "
                 f"({sweep_value!r} here); run one sweep per value instead"
             )
+    cfg.mlflow.tracking_uri = state.tracking_uri
+    cfg.checkpoint_dir = str(Path(launch_dir) / cfg.checkpoint_dir)
 
 
 class MlflowSweepCallback(Callback):
@@ -175,11 +205,12 @@ class MlflowSweepCallback(Callback):
             parent_run_id = earlier.info.run_id
             _reopen(client, earlier, sweep_dir)
         state = SweepState(
-            tracking_uri=config.mlflow.tracking_uri,
+            tracking_uri=tracking.absolute_uri(config.mlflow.tracking_uri, Path.cwd()),
             experiment_name=config.mlflow.experiment_name,
             parent_run_id=parent_run_id,
             num_jobs=None if job_overrides is None else len(job_overrides),
             started_at=time.time(),
+            most_epochs=None if job_params is None else _most_epochs(job_params),
         )
         state.save(sweep_dir)
         # Hydra skips on_multirun_end when the sweep itself raises; never leave the parent RUNNING then.
@@ -201,6 +232,7 @@ class MlflowSweepCallback(Callback):
         parent = client.get_run(state.parent_run_id)
         rows = sweep_rows(client, parent, sweep_dir, state.num_jobs)
         failed = [row for row in rows if row["status"] != "FINISHED"]
+        _record_reused_runs(client, parent, sweep_dir)
         written = _write_report(client, state.parent_run_id, sweep_dir / "report")
         for run in tracking.child_runs(client, parent):
             if run.info.status == "FINISHED" and resume.TAG_CHECKPOINT in run.data.tags:
@@ -216,6 +248,25 @@ def _fail_if_running(state: SweepState) -> None:
     client = tracking.connect(state.tracking_uri)
     if client.get_run(state.parent_run_id).info.status == "RUNNING":
         client.set_terminated(state.parent_run_id, "FAILED")
+
+
+def _most_epochs(job_params: list[dict[str, str]]) -> dict[str, int]:
+    most: dict[str, int] = {}
+    for params in job_params:
+        prefix = resume.identity(params, without=("epochs",))
+        most[prefix] = max(most.get(prefix, 0), int(params["epochs"]))
+    return most
+
+
+def _record_reused_runs(client: MlflowClient, parent: Run, sweep_dir: Path) -> None:
+    """Names on the parent the runs of other sweeps that its skipped jobs stand for, so the report includes them."""
+    children = {run.info.run_id for run in tracking.child_runs(client, parent)}
+    reused = parent.data.tags.get(tracking.TAG_REUSED_RUNS, "").split()
+    for record in _records(sweep_dir, JOB_RESULT_FILE):
+        if record["run_id"] not in children and record["run_id"] not in reused:
+            reused.append(record["run_id"])
+    if reused:
+        client.set_tag(parent.info.run_id, tracking.TAG_REUSED_RUNS, " ".join(reused))
 
 
 def _reopen(client: MlflowClient, parent: Run, sweep_dir: Path) -> None:
@@ -283,21 +334,42 @@ def sweep_rows(
     """One row per job of the sweep: its run under the parent, a run it reused, or its error record."""
     children = tracking.child_runs(client, parent)
     rows = [_row_of_run(run) for run in children]
-    child_ids = {run.info.run_id for run in children}
-    for path in sorted(sweep_dir.glob(f"*/{JOB_RESULT_FILE}")):
-        record = json.loads(path.read_text())
-        if record["run_id"] not in child_ids:  # skipped for a FINISHED run elsewhere in the experiment
+    run_ids = {run.info.run_id for run in children}
+    results, errors = _records(sweep_dir, JOB_RESULT_FILE), _records(sweep_dir, JOB_ERROR_FILE)
+    for record in results:
+        if record["run_id"] not in run_ids:  # skipped for a FINISHED run elsewhere in the experiment
             rows.append(_row_of_run(client.get_run(record["run_id"])) | {"overrides": record["overrides"]})
-    recorded = {row["overrides"] for row in rows}
-    for path in sorted(sweep_dir.glob(f"*/{JOB_ERROR_FILE}")):
-        record = json.loads(path.read_text())
-        if record["overrides"] not in recorded:
+            run_ids.add(record["run_id"])
+    by_overrides = {row["overrides"]: row for row in rows}
+    for record in errors:
+        row = by_overrides.get(record["overrides"])
+        if row is None:
             rows.append({**record, "job_num": str(record["job_num"]), "status": "NOT STARTED"})
-    missing = (num_jobs or 0) - len(rows)
+        elif row["status"] != "FINISHED":
+            row["cause"] = record["cause"]  # this attempt's cause, not an earlier attempt's
+    accounted = len({record["job_num"] for record in results + errors})
+    missing = (num_jobs or 0) - max(accounted, len(rows))  # two grid points with one config share a run
     if missing > 0:
         cause = "never started" if missing_status == "NOT STARTED" else "left neither an MLflow run nor an error file"
         rows.append({"job_num": "", "overrides": f"({missing} more)", "status": missing_status, "cause": cause})
     return rows
+
+
+def _records(sweep_dir: Path, name: str) -> list[dict[str, Any]]:
+    """The job records of one kind in a sweep dir; a record being written by a parallel job is passed over."""
+    records = []
+    for path in sorted(sweep_dir.glob(f"*/{name}")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            log.warning("Unreadable job record %s", path)
+    return records
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=2))
+    os.replace(temporary, path)
 
 
 def expand_grid(config: DictConfig) -> list[list[str]] | None:
@@ -375,14 +447,15 @@ def _row_of_run(run: Any) -> dict[str, Any]:
         "job_num": run.data.tags.get(tracking.TAG_JOB_NUM, ""),
         "overrides": run.data.tags.get(tracking.TAG_OVERRIDES, ""),
         "status": run.info.status,
-        "cause": run.data.tags.get(tracking.TAG_ERROR),
+        "cause": run.data.tags.get(tracking.TAG_ERROR) or ("interrupted" if run.info.status == "KILLED" else None),
         "val_accuracy": run.data.metrics.get("val_accuracy"),
         "test_accuracy": run.data.metrics.get("test_accuracy"),
     }
 
 
 def _varying_overrides(rows: list[dict[str, Any]]):
-    common = set.intersection(*(set(row["overrides"].split()) for row in rows)) if rows else set()
+    jobs = [row for row in rows if row["job_num"] != ""]  # not the "(N more)" row of jobs without a record
+    common = set.intersection(*(set(row["overrides"].split()) for row in jobs)) if len(jobs) > 1 else set()
 
     def varying(row: dict[str, Any]) -> str:
         return " ".join(part for part in row["overrides"].split() if part not in common) or row["overrides"]
@@ -404,8 +477,7 @@ def ui_hint(tracking_uri: str, experiment_id: str) -> str:
     """Says how to see an experiment's runs in the MLflow UI, from any working directory."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
-        tracking_uri = f"sqlite:///{Path(tracking_uri.removeprefix('sqlite:///')).resolve()}"
+    tracking_uri = tracking.absolute_uri(tracking_uri, Path.cwd())
     return (
         f"python -m mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000 (or make ui "
         f"in the repo), then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"

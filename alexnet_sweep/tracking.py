@@ -30,6 +30,7 @@ TAG_JOB_NUM = "sweep.job_num"
 TAG_SWEEP_DIR = "sweep.dir"
 TAG_ERROR = "error"
 TAG_SUPERSEDED_BY = "sweep.superseded_by"  # an unfinished run that a rerun of its job replaced
+TAG_REUSED_RUNS = "sweep.reused_runs"  # on a parent: FINISHED runs of other sweeps its skipped jobs stand for
 _SERVER_TIMEOUT_S = 5
 
 
@@ -71,6 +72,17 @@ def _check_server_answers(tracking_uri: str, fix: str) -> None:
         raise UserInputError(
             f"mlflow.tracking_uri={tracking_uri!r}: no MLflow server answers ({type(err).__name__}); {fix}"
         ) from None
+
+
+def absolute_uri(tracking_uri: str, base: str | Path) -> str:
+    """Makes a relative SQLite URI (`sqlite:///mlflow.db`) absolute against `base`; other URIs are returned as is.
+
+    A sweep's jobs may run in other directories (`hydra.job.chdir=true`, cluster launchers) and must all write to
+    the store the sweep was started with.
+    """
+    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+        return f"sqlite:///{(Path(base) / tracking_uri.removeprefix('sqlite:///')).resolve()}"
+    return tracking_uri
 
 
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
@@ -162,7 +174,7 @@ def job_run(
             MlflowClient().delete_tag(run_id, TAG_ERROR)
     with started as run:
         try:
-            mlflow.log_params(flatten_params(cfg))
+            log_params_once(flatten_params(cfg))
             yield run
         except KeyboardInterrupt:
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
@@ -171,6 +183,20 @@ def job_run(
             mlflow.set_tag(TAG_ERROR, one_line(err))
             mlflow.log_text(traceback.format_exc(), "error.txt")
             raise  # mlflow.start_run's context ends the run FAILED
+
+
+def log_params_once(params: Mapping[str, str]) -> None:
+    """Logs params on the active run, keeping values an earlier attempt of a continued run already logged.
+
+    MLflow refuses to change a param. A continued run may legitimately differ in bookkeeping keys (`resume`,
+    `share_epochs`, `checkpoint_dir`) or in what `precision=auto` resolved to on another machine.
+    """
+    logged = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    changed = {key: value for key, value in params.items() if key in logged and logged[key] != str(value)}
+    if changed:
+        log.warning("Continuing run keeps the params of its first attempt: %s", ", ".join(
+            f"{key}={logged[key]} (now {value})" for key, value in changed.items()))  # fmt: skip
+    mlflow.log_params({key: value for key, value in params.items() if key not in logged})
 
 
 def one_line(err: BaseException) -> str:
@@ -194,3 +220,14 @@ def child_runs(client: MlflowClient, parent_run: Run) -> list[Run]:
         order_by=["attributes.start_time ASC"],
     )
     return [run for run in runs if TAG_SUPERSEDED_BY not in run.data.tags]
+
+
+def sweep_runs(client: MlflowClient, parent_run: Run) -> list[Run]:
+    """The job runs of a sweep: its children, then the runs of other sweeps that its skipped jobs reused."""
+    runs = child_runs(client, parent_run)
+    known = {run.info.run_id for run in runs}
+    for run_id in parent_run.data.tags.get(TAG_REUSED_RUNS, "").split():
+        if run_id not in known:
+            runs.append(client.get_run(run_id))
+            known.add(run_id)
+    return runs

@@ -105,6 +105,7 @@ def run(
         )  # fmt: skip
         log.info("Job %s", plan.describe())
     if plan.action == "skip":
+        _supersede(client, plan, plan.run.info.run_id)
         return JobResult(plan.run.info.run_id, experiment_id, dict(plan.run.data.metrics), plan)
 
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
@@ -131,13 +132,12 @@ def run(
     )
 
     run_tags = {**(tags or {}), **resume.identity_tags(params)}
-    if plan.action == "share":
-        run_tags |= {resume.TAG_CONTINUED_FROM: plan.run.info.run_id, resume.TAG_SHARED_EPOCHS: str(plan.state.epoch)}
     continued = plan.run.info.run_id if plan.action == "continue" else None
     with (
         tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=run_tags, run_id=continued) as active,
         DeferredInterrupt() as interrupt,
     ):
+        _supersede(client, plan, active.info.run_id)
         callbacks: list[keras.callbacks.Callback] = [checkpoint.EpochSeeds()]
         state = None
         if in_sweep:
@@ -156,7 +156,7 @@ def run(
             shuffle=False,  # the pipeline shuffles, seeded per epoch
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in logs
         )
-        shared = int(active.data.tags.get(resume.TAG_SHARED_EPOCHS, 0))
+        shared = int(client.get_run(active.info.run_id).data.tags.get(resume.TAG_SHARED_EPOCHS, 0))
         mlflow.log_metric("epochs_trained", cfg.epochs - shared)  # the epochs not copied from a sibling
         test = model.evaluate(splits.test, return_dict=True, verbose=0, callbacks=[interrupt])
         test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
@@ -170,6 +170,12 @@ def run(
     return JobResult(active.info.run_id, experiment_id, {**final, **test_metrics}, plan)
 
 
+def _supersede(client: MlflowClient, plan: Plan, replacement_run_id: str) -> None:
+    """Marks an unfinished run of this job as replaced, so the sweep and its report count the job once."""
+    if plan.supersedes is not None:
+        client.set_tag(plan.supersedes.info.run_id, tracking.TAG_SUPERSEDED_BY, replacement_run_id)
+
+
 def _prepare_state(
     client: MlflowClient, cfg: DictConfig, plan: Plan, active: mlflow.ActiveRun, model: keras.Model
 ) -> tuple[checkpoint.SavedState | None, checkpoint.EpochCheckpoint]:
@@ -177,14 +183,18 @@ def _prepare_state(
     run_id = active.info.run_id
     directory = Path(active.data.tags.get(resume.TAG_CHECKPOINT) or Path(cfg.checkpoint_dir).resolve() / run_id)
     mlflow.set_tag(resume.TAG_CHECKPOINT, str(directory))
-    state = checkpoint.start_from(plan.state, directory) if plan.action == "share" else plan.state
+    state = plan.state
+    if plan.action == "share":
+        state = checkpoint.start_from(plan.state, directory)
+        # Only now: a run killed before its copy of the state exists continues from scratch, without these tags.
+        mlflow.set_tags({resume.TAG_CONTINUED_FROM: plan.run.info.run_id, resume.TAG_SHARED_EPOCHS: str(state.epoch)})
     if state is not None:
         checkpoint.restore(model, state)
         # A continued run logged some of these epochs itself; a sharing run gets all of the sibling's.
         logged = resume.last_logged_epoch(client, run_id)
         for epoch, metrics in enumerate(state.history[logged:], start=logged + 1):
             mlflow.log_metrics(metrics, step=epoch)
-        log.info("Continuing at epoch %d of %d", state.epoch + 1, cfg.epochs)
+        log.info("Continuing after epoch %d of %d", state.epoch, cfg.epochs)
     return state, checkpoint.EpochCheckpoint(directory, state)
 
 
@@ -196,7 +206,7 @@ def _merge_history(earlier: list[dict[str, float]], later: dict[str, list[float]
 
 def _log_inputs(cfg: DictConfig, model: keras.Model) -> None:
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-    mlflow.log_param("precision.policy", model.dtype_policy.name)  # what precision=auto chose on this machine
+    tracking.log_params_once({"precision.policy": model.dtype_policy.name})  # what precision=auto chose on this machine
     lines: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=100)
     mlflow.log_text("\n".join(lines), "model_summary.txt")

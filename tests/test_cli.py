@@ -161,6 +161,15 @@ def test_a_sweep_records_into_one_experiment(tmp_path, tfds_dir):
     assert parent.info.status == "FAILED"
 
 
+def test_jobs_running_in_their_own_directories_record_into_the_sweeps_store(tmp_path, tfds_dir):
+    result = run_cli("-m", "optimizer.lr=1e-3,1e-4", "experiment=smoke", "model.dense_units=[32,32]",
+                     "hydra.job.chdir=true", f"dataset.data_dir={tfds_dir}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [parent], children = split_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert not list((tmp_path / "multirun").glob("**/mlflow.db")), "no store inside a job directory"
+
+
 def test_single_job_from_any_directory(tmp_path, tfds_dir):
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
@@ -231,5 +240,5 @@ def test_ctrl_c_or_sigterm_ends_the_job_and_the_sweep_killed_with_a_summary(tmp_
     assert (child.info.status, parent.info.status) == ("KILLED", "KILLED"), seen[-3000:]
     assert len(child.data.params) and child.data.params["optimizer.lr"] == "0.001", "the second job never started"
     assert "Sweep interrupted: 0/2 jobs finished" in seen
-    assert re.search(r"optimizer\.lr=1e-3\s+KILLED", seen) and "NOT STARTED" in seen
+    assert re.search(r"optimizer\.lr=0\.001 .*KILLED", seen) and "cause: interrupted" in seen and "NOT STARTED" in seen
     assert "Traceback" not in seen

@@ -41,9 +41,8 @@ from omegaconf import DictConfig
 from alexnet_sweep import tracking
 from alexnet_sweep.config import register_configs, validate
 from alexnet_sweep.data import load_splits
-from alexnet_sweep.model import build_model
-from alexnet_sweep.precision import POLICIES, apply_precision, cpu_flags, gpu_capabilities, resolve_precision
-from alexnet_sweep.train import EpochMetricsLogger, make_optimizer
+from alexnet_sweep.precision import POLICIES, cpu_flags, gpu_capabilities, resolve_precision
+from alexnet_sweep.train import EpochMetricsLogger, compiled_model, make_optimizer
 
 log = logging.getLogger(__name__)
 _IMPORTED_AT = time.perf_counter()  # where /proc is missing, the bench's clock starts here
@@ -166,23 +165,9 @@ def our_pipelines(cfg: DictConfig) -> Pipelines:
 
 def our_model(cfg: DictConfig, pipelines: Pipelines) -> keras.Model:
     """The job's model under `cfg.precision`, compiled as `alexnet_sweep.train.run` compiles it."""
-    apply_precision(cfg.precision)
-    model = build_model(
-        name=cfg.model.name,
-        input_size=cfg.model.input_size,
-        dense_units=list(cfg.model.dense_units),
-        dropout=cfg.model.dropout,
-        bn_momentum=cfg.model.bn_momentum,
-        image_shape=pipelines.image_shape,
-        num_classes=pipelines.num_classes,
+    return compiled_model(
+        cfg, make_optimizer(cfg.optimizer), image_shape=pipelines.image_shape, num_classes=pipelines.num_classes
     )
-    model.compile(
-        optimizer=make_optimizer(cfg.optimizer),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
-        jit_compile=cfg.jit_compile,
-    )
-    return model
 
 
 # ---- measuring --------------------------------------------------------------------------------------------------

@@ -114,22 +114,7 @@ def run(
     optimizer = make_optimizer(cfg.optimizer)
     splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
-    apply_precision(cfg.precision)  # after clear_session, which resets Keras' dtype policy to float32
-    model = build_model(
-        name=cfg.model.name,
-        input_size=cfg.model.input_size,
-        dense_units=list(cfg.model.dense_units),
-        dropout=cfg.model.dropout,
-        bn_momentum=cfg.model.bn_momentum,
-        image_shape=splits.image_shape,
-        num_classes=len(splits.class_names),
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels
-        metrics=["accuracy"],
-        jit_compile=cfg.jit_compile,  # "auto": Keras' choice (XLA on GPUs, not on CPU-only machines)
-    )
+    model = compiled_model(cfg, optimizer, image_shape=splits.image_shape, num_classes=len(splits.class_names))
 
     run_tags = {**(tags or {}), **resume.identity_tags(params)}
     continued = plan.run.info.run_id if plan.action == "continue" else None
@@ -168,6 +153,36 @@ def run(
             _log_model(model, splits)
     final = {key: values[-1] for key, values in curves.items() if values}
     return JobResult(active.info.run_id, experiment_id, {**final, **test_metrics}, plan)
+
+
+def compiled_model(
+    cfg: DictConfig,
+    optimizer: keras.optimizers.Optimizer,
+    *,
+    image_shape: tuple[int | None, int | None, int],
+    num_classes: int,
+) -> keras.Model:
+    """Builds the job's model under `cfg.precision` and compiles it with the job's loss, metrics and XLA setting.
+
+    Call it after `keras.backend.clear_session`, which resets Keras' dtype policy to float32.
+    """
+    apply_precision(cfg.precision)
+    model = build_model(
+        name=cfg.model.name,
+        input_size=cfg.model.input_size,
+        dense_units=list(cfg.model.dense_units),
+        dropout=cfg.model.dropout,
+        bn_momentum=cfg.model.bn_momentum,
+        image_shape=image_shape,
+        num_classes=num_classes,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels
+        metrics=["accuracy"],
+        jit_compile=cfg.jit_compile,  # "auto": Keras' choice (XLA on GPUs, not on CPU-only machines)
+    )
+    return model
 
 
 def _supersede(client: MlflowClient, plan: Plan, replacement_run_id: str) -> None:

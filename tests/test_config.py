@@ -107,6 +107,10 @@ def test_schema_types_values(make_cfg, override):
         ("model.dense_units=[]", "model.dense_units=[]: needs at least one layer of >= 1 units"),
         ("seed=-1", "seed=-1: must be in [0, 2**32)"),
         ("model.name=???", "model.name=???: has no value; set it in its YAML file or on the command line"),
+        ("precision=fp16", "precision='fp16': must be one of auto | float32 | mixed_bfloat16 | mixed_float16"),
+        ("precision=bfloat16", "precision='bfloat16': must be one of auto | float32 | mixed_bfloat16 | mixed_float16"),
+        ("jit_compile=xla", "jit_compile='xla': must be one of auto | true | false"),
+        ("jit_compile=1", "jit_compile=1: must be one of auto | true | false"),
     ],
 )
 def test_validate_names_key_and_value(make_cfg, override, expected):

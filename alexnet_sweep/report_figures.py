@@ -86,7 +86,7 @@ def test_accuracy_heatmap(sweep: Sweep) -> Figure:
     for ax in axes[len(panels) :]:
         ax.axis("off")
     fig.colorbar(image, ax=list(axes[: len(panels)]), label="test_accuracy", shrink=0.9)
-    fig.suptitle("test_accuracy per grid point (reported, not used to choose); red frame: best run by val_accuracy")
+    fig.suptitle("test_accuracy per grid point (reported, not used to choose)\nred frame: the best run by val_accuracy")
     return fig
 
 
@@ -168,7 +168,7 @@ def overfitting_view(sweep: Sweep) -> Figure:
     left.invert_yaxis()
     if not runs:
         left.text(0.5, 0.5, "no finished run with val_loss per epoch", ha="center", transform=left.transAxes)
-    fig.suptitle("overfitting: val_loss lowest before the last epoch (orange), and the train-val accuracy gap")
+    fig.suptitle("overfitting: val_loss lowest before the last epoch (orange)\nand the train-val accuracy gap")
     return fig
 
 

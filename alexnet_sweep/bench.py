@@ -39,10 +39,11 @@ from keras import layers
 from omegaconf import DictConfig
 
 from alexnet_sweep import tracking
+from alexnet_sweep.callbacks import EpochMetricsLogger
 from alexnet_sweep.config import register_configs, validate
 from alexnet_sweep.data import load_splits
 from alexnet_sweep.precision import POLICIES, cpu_flags, gpu_capabilities, resolve_precision
-from alexnet_sweep.train import EpochMetricsLogger, compiled_model, make_optimizer
+from alexnet_sweep.train import compiled_model, make_optimizer
 
 log = logging.getLogger(__name__)
 _IMPORTED_AT = time.perf_counter()  # where /proc is missing, the bench's clock starts here
@@ -272,7 +273,7 @@ def mlflow_overhead(cfg: DictConfig, epoch_s: float) -> dict[str, float]:
 
     Returns:
         `store_create_s` (a new store's tables: once per store), `run_setup_s` (`tracking.job_run`: run, tags and
-        params, once per job), `log_s_per_epoch` (what `train.EpochMetricsLogger` logs each epoch), `epoch_s`
+        params, once per job), `log_s_per_epoch` (what `callbacks.EpochMetricsLogger` logs each epoch), `epoch_s`
         and `overhead_pct` = 100 * log_s_per_epoch / epoch_s.
     """
     previous_uri = mlflow.get_tracking_uri()

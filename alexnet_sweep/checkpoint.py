@@ -7,7 +7,7 @@ old file is removed only after that, so a process killed at any moment leaves a 
 
 Continuing from epoch k is the same computation as an uninterrupted run because nothing random depends on
 history: the data order of epoch e depends only on (seed, e) (`data.Splits.train_epochs`) and so does dropout
-(`EpochSeeds`).
+(`callbacks.EpochSeeds`). The Keras callbacks that save and reseed are in `alexnet_sweep.callbacks`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import keras
-import numpy as np
+if TYPE_CHECKING:
+    import keras
+
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def start_from(source: SavedState, directory: Path) -> SavedState:
             os.link(source.weights, target)
         except OSError:
             shutil.copyfile(source.weights, target)
-    _write_state(directory, source.epoch, source.history, target.name)
+    write_state(directory, source.epoch, source.history, target.name)
     return SavedState(directory, source.epoch, list(source.history), target)
 
 
@@ -82,7 +82,8 @@ def remove(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _write_state(directory: Path, epoch: int, history: list[dict[str, float]], weights_name: str) -> None:
+def write_state(directory: Path, epoch: int, history: list[dict[str, float]], weights_name: str) -> None:
+    """Records that `weights_name` (already written in `directory`) holds the state after `epoch` epochs."""
     _sync(directory / weights_name)  # on disk before state.json names it, even if the machine goes down
     temporary = directory / f"{STATE_FILE}.tmp"
     temporary.write_text(json.dumps({"epoch": epoch, "weights": weights_name, "history": history}, indent=1))
@@ -93,44 +94,3 @@ def _write_state(directory: Path, epoch: int, history: list[dict[str, float]], w
 def _sync(path: Path) -> None:
     with open(path, "rb") as file:
         os.fsync(file.fileno())
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the training state into `directory` at the end of every epoch.
-
-    Place it before callbacks that record the epoch elsewhere (MLflow): what is recorded is then always part of
-    a saved state, and a continued run never logs an epoch twice.
-    """
-
-    def __init__(self, directory: Path, initial: SavedState | None = None) -> None:
-        super().__init__()
-        self.directory = Path(directory)
-        self.history = list(initial.history) if initial else []
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.history.append({key: float(value) for key, value in (logs or {}).items()})
-        name = f"epoch-{epoch + 1:04d}.weights.h5"
-        self.model.save_weights(self.directory / name)
-        _write_state(self.directory, epoch + 1, self.history, name)
-        for old in self.directory.glob("epoch-*.weights.h5"):
-            if old.name != name:
-                old.unlink()
-
-
-class EpochSeeds(keras.callbacks.Callback):
-    """Reseeds the model's random layers (dropout) at each epoch start from their initial seeds and the epoch.
-
-    Keras' `save_weights` does not store the state of a layer's seed generator, so without this a continued run
-    would draw other dropout masks than an uninterrupted one.
-    """
-
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        self._generators = [v for v in self.model.non_trainable_variables if v.path.endswith("seed_generator_state")]
-        self._initial = [np.array(v.numpy()) for v in self._generators]
-
-    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        for variable, initial in zip(self._generators, self._initial, strict=True):
-            reseeded = initial.copy()
-            reseeded[0] += epoch  # the generator advances the other component, so epochs never share a stream
-            variable.assign(reseeded)

@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from omegaconf import DictConfig, open_dict
 
-from alexnet_sweep import checkpoint, report, resume, tracking, train
+from alexnet_sweep import checkpoint, report, resume, tracking
 from alexnet_sweep.errors import UserInputError, first_line
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ def run_job(cfg: DictConfig) -> float | None:
     Returns:
         The job's final val_accuracy, or None if a multirun job failed.
     """
+    from alexnet_sweep import train  # TensorFlow: not needed by the callback, which Hydra creates for every run
+
     hydra_cfg = HydraConfig.get()
     overrides = " ".join(hydra_cfg.overrides.task)
     if hydra_cfg.mode != RunMode.MULTIRUN:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import checkpoint, plots, resume, tracking
+from alexnet_sweep import callbacks, checkpoint, plots, resume, tracking
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
 from alexnet_sweep.errors import UserInputError
@@ -39,18 +38,6 @@ class JobResult:
     experiment_id: str
     metrics: dict[str, float]
     plan: Plan = Plan("start")
-
-
-class EpochMetricsLogger(keras.callbacks.Callback):
-    """Logs Keras' epoch metrics to the active MLflow run with step = epoch number (1-based).
-
-    MLflow's own `mlflow.keras.MlflowCallback` counts epochs from 0 and logs the optimizer's settings as extra
-    params that duplicate the config's, hence this five-line version.
-    """
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        if logs:
-            mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch + 1)
 
 
 def make_optimizer(optimizer: DictConfig) -> keras.optimizers.Optimizer:
@@ -123,12 +110,12 @@ def run(
         DeferredInterrupt() as interrupt,
     ):
         _supersede(client, plan, active.info.run_id)
-        callbacks: list[keras.callbacks.Callback] = [checkpoint.EpochSeeds()]
+        job_callbacks: list[keras.callbacks.Callback] = [callbacks.EpochSeeds()]
         state = None
         if in_sweep:
             state, saver = _prepare_state(client, cfg, plan, active, model)
-            callbacks.append(saver)
-        callbacks += [EpochMetricsLogger(), interrupt]
+            job_callbacks.append(saver)
+        job_callbacks += [callbacks.EpochMetricsLogger(), interrupt]
         _log_inputs(cfg, model)
         initial_epoch = state.epoch if state else 0
         history = model.fit(
@@ -137,7 +124,7 @@ def run(
             validation_data=splits.val,
             initial_epoch=initial_epoch,
             epochs=cfg.epochs,
-            callbacks=callbacks,
+            callbacks=job_callbacks,
             shuffle=False,  # the pipeline shuffles, seeded per epoch
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in logs
         )
@@ -193,7 +180,7 @@ def _supersede(client: MlflowClient, plan: Plan, replacement_run_id: str) -> Non
 
 def _prepare_state(
     client: MlflowClient, cfg: DictConfig, plan: Plan, active: mlflow.ActiveRun, model: keras.Model
-) -> tuple[checkpoint.SavedState | None, checkpoint.EpochCheckpoint]:
+) -> tuple[checkpoint.SavedState | None, callbacks.EpochCheckpoint]:
     """Restores where a continued or sharing job starts, logs the epochs it inherits, and returns the saver."""
     run_id = active.info.run_id
     directory = Path(active.data.tags.get(resume.TAG_CHECKPOINT) or Path(cfg.checkpoint_dir).resolve() / run_id)
@@ -210,7 +197,7 @@ def _prepare_state(
         for epoch, metrics in enumerate(state.history[logged:], start=logged + 1):
             mlflow.log_metrics(metrics, step=epoch)
         log.info("Continuing after epoch %d of %d", state.epoch, cfg.epochs)
-    return state, checkpoint.EpochCheckpoint(directory, state)
+    return state, callbacks.EpochCheckpoint(directory, state)
 
 
 def _merge_history(earlier: list[dict[str, float]], later: dict[str, list[float]]) -> dict[str, list[float]]:

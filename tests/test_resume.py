@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from alexnet_sweep import checkpoint, resume, tracking, train
+from alexnet_sweep import callbacks, checkpoint, resume, tracking, train
 
 TINY_MODEL = ["model.dense_units=[32,32]"]  # checkpoints of a few MB instead of 200
 
@@ -58,14 +58,14 @@ def test_a_longer_job_starts_from_its_finished_sibling_and_ends_with_the_same_we
 
 def interrupt_after_epoch(monkeypatch, stop_epoch):
     """Makes the job stop like Ctrl-C right after epoch `stop_epoch` (1-based) is saved and logged."""
-    log_epoch = train.EpochMetricsLogger.on_epoch_end
+    log_epoch = callbacks.EpochMetricsLogger.on_epoch_end
 
     def on_epoch_end(self, epoch, logs=None):
         log_epoch(self, epoch, logs)
         if epoch + 1 == stop_epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train.EpochMetricsLogger, "on_epoch_end", on_epoch_end)
+    monkeypatch.setattr(callbacks.EpochMetricsLogger, "on_epoch_end", on_epoch_end)
 
 
 def test_a_killed_job_continues_in_its_own_run_from_its_last_epoch(sweep_cfg, parent, store, monkeypatch):

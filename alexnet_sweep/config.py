@@ -16,6 +16,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from alexnet_sweep.architecture import min_input_size
 from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.gpu import check_setting as check_gpu_memory
 from alexnet_sweep.precision import SETTINGS as PRECISION_SETTINGS
 
 
@@ -94,6 +95,7 @@ class Config:
     checkpoint_dir: str = MISSING
     precision: str = MISSING
     jit_compile: Any = MISSING  # auto | true | false (a Union the schema cannot type; checked in validate)
+    gpu_memory: Any = MISSING  # growth | a fraction in (0, 1] (checked in validate)
 
 
 def register_configs() -> None:
@@ -152,6 +154,9 @@ def validate(cfg: DictConfig) -> None:
         raise _fail("precision", cfg.precision, f"must be one of {' | '.join(PRECISION_SETTINGS)}")
     if not (isinstance(cfg.jit_compile, bool) or cfg.jit_compile == "auto"):
         raise _fail("jit_compile", cfg.jit_compile, "must be one of auto | true | false")
+    problem = check_gpu_memory(cfg.gpu_memory)
+    if problem:
+        raise _fail("gpu_memory", cfg.gpu_memory, problem)
 
 
 def _keys_outside_schema(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -30,7 +30,8 @@ TAG_GRID = "sweep.grid_hash"
 TAG_CHECKPOINT = "checkpoint.dir"
 TAG_CONTINUED_FROM = "continued_from"  # the finished sibling whose epochs a run starts from
 TAG_SHARED_EPOCHS = "continued_from.epochs"
-NOT_IDENTITY = ("resume", "share_epochs", "checkpoint_dir")  # they change how a result is obtained, not the result
+# They change how a result is obtained, not the result.
+NOT_IDENTITY = ("resume", "share_epochs", "checkpoint_dir", "gpu_memory")
 
 
 def identity(params: Mapping[str, str], *, without: tuple[str, ...] = ()) -> str:

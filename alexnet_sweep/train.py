@@ -19,6 +19,7 @@ from alexnet_sweep import callbacks, checkpoint, plots, resume, tracking
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
 from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.gpu import configure_gpus
 from alexnet_sweep.interrupt import DeferredInterrupt
 from alexnet_sweep.model import build_model
 from alexnet_sweep.precision import apply_precision
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 PREDICTION_IMAGES = 16
+TAG_GPUS = "gpus"  # the GPUs the job's TensorFlow saw, e.g. `1 (CUDA_VISIBLE_DEVICES=3)`: one per trial under Ray
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def run(
         _supersede(client, plan, plan.run.info.run_id)
         return JobResult(plan.run.info.run_id, experiment_id, dict(plan.run.data.metrics), plan)
 
+    gpus = configure_gpus(cfg.gpu_memory)  # before the first TensorFlow op
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
     # Before the data pipeline: tf.data's shuffle order depends on the global seed at the time it is built.
     keras.utils.set_random_seed(cfg.seed)
@@ -103,7 +106,7 @@ def run(
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
     model = compiled_model(cfg, optimizer, image_shape=splits.image_shape, num_classes=len(splits.class_names))
 
-    run_tags = {**(tags or {}), **resume.identity_tags(params)}
+    run_tags = {**(tags or {}), **resume.identity_tags(params), TAG_GPUS: gpus}
     continued = plan.run.info.run_id if plan.action == "continue" else None
     with (
         tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=run_tags, run_id=continued) as active,

@@ -111,6 +111,9 @@ def test_schema_types_values(make_cfg, override):
         ("precision=bfloat16", "precision='bfloat16': must be one of auto | float32 | mixed_bfloat16 | mixed_float16"),
         ("jit_compile=xla", "jit_compile='xla': must be one of auto | true | false"),
         ("jit_compile=1", "jit_compile=1: must be one of auto | true | false"),
+        ("gpu_memory=0", "gpu_memory=0: must be growth or a fraction of the GPU's memory in (0, 1]"),
+        ("gpu_memory=1.5", "gpu_memory=1.5: must be growth or a fraction of the GPU's memory in (0, 1]"),
+        ("gpu_memory=all", "gpu_memory='all': must be growth or a fraction of the GPU's memory in (0, 1]"),
     ],
 )
 def test_validate_names_key_and_value(make_cfg, override, expected):

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import tensorflow as tf
 import yaml
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
@@ -17,7 +18,7 @@ PARAMS = {
     "model.name", "model.input_size", "model.dense_units", "model.dropout", "model.bn_momentum",
     "optimizer.name", "optimizer.lr", "optimizer.beta_1", "optimizer.beta_2", "optimizer.epsilon",
     "seed", "epochs", "batch_size", "save_model", "precision", "jit_compile", "precision.policy",
-    "resume", "share_epochs", "checkpoint_dir",
+    "resume", "share_epochs", "checkpoint_dir", "gpu_memory",
 }  # fmt: skip
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
 ARTIFACTS = {"config.yaml", "model_summary.txt", "curves.png", "predictions.png"}
@@ -43,6 +44,7 @@ def test_one_job_logs_exactly_the_params_metrics_and_artifacts(make_cfg, tiny_ov
     assert result.metrics["test_accuracy"] == run.data.metrics["test_accuracy"]
     assert run.data.tags["model"] == "alexnet8"
     assert run.data.tags["dataset"] == "shapes"
+    assert run.data.tags["gpus"].split()[0] == str(len(tf.config.list_physical_devices("GPU")))
     assert run.data.tags["overrides"] == "epochs=2 optimizer.lr=3e-4"
     assert MLFLOW_PARENT_RUN_ID not in run.data.tags, "a single job is a top-level run"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(train.__file__).parent, capture_output=True, text=True)

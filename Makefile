@@ -14,10 +14,10 @@ help: ## Show this list
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,joblib,ray,slurm,server]'
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv and install the package (editable) with the test tools
+install: $(VENV)/.installed ## Create .venv and install the package (editable) with every launcher and the test tools
 
 browser: ## Install Debian's chromium for the MLflow UI test if missing (apt-get; sudo when not root)
 	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; else \
@@ -38,8 +38,8 @@ test: install ## Run the test suite
 	$(BIN)/python -m pytest
 
 lint: install ## Ruff lint and format check
-	$(BIN)/ruff check alexnet_sweep tests
-	$(BIN)/ruff format --check alexnet_sweep tests
+	$(BIN)/ruff check alexnet_sweep hydra_plugins tests
+	$(BIN)/ruff format --check alexnet_sweep hydra_plugins tests
 
 bench: install ## Our training path vs the reference notebook's (speed, accuracy): < 5 min on 2 CPU cores
 	$(BIN)/python -m alexnet_sweep.bench --out outputs/bench/bench.json

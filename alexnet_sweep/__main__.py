@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from alexnet_sweep.config import register_configs, validate
 from alexnet_sweep.errors import UserInputError
+from hydra_plugins.alexnet_sweep_launchers.launchers import register_launchers
 
 
 @hydra.main(version_base="1.3", config_path="pkg://alexnet_sweep.conf", config_name="config")
@@ -30,6 +31,7 @@ def main(cfg: DictConfig) -> float | None:
 def cli() -> None:
     """Registers the config schemas, then hands the command line to Hydra."""
     register_configs()
+    register_launchers()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/preemption stops a job as Ctrl-C does
     main()
 

@@ -12,6 +12,7 @@ import atexit
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -29,14 +30,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from omegaconf import DictConfig, open_dict
 
-from alexnet_sweep import checkpoint, report, resume, tracking
+from alexnet_sweep import checkpoint, launching, report, resume, tracking
 from alexnet_sweep.errors import UserInputError, first_line
+from alexnet_sweep.launching import JOB_ERROR_FILE, JOB_RESULT_FILE, write_record
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "mlflow_sweep.json"
-JOB_ERROR_FILE = "job_error.json"
-JOB_RESULT_FILE = "job_result.json"
 _BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -50,6 +50,7 @@ class SweepState:
     num_jobs: int | None
     started_at: float = 0.0  # time.time() when the sweep (or its resumption) started
     most_epochs: dict[str, int] | None = None  # per config-without-epochs: the grid's largest `epochs` (basic sweeper)
+    process: str = ""  # host:pid of the process that runs the sweep; jobs elsewhere come from a parallel launcher
 
     def save(self, sweep_dir: Path) -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -101,14 +102,18 @@ def run_job(cfg: DictConfig) -> float | None:
             tags={tracking.TAG_OVERRIDES: overrides, tracking.TAG_JOB_NUM: str(hydra_cfg.job.num)},
             in_sweep=True,
         )
-    except KeyboardInterrupt:  # the job's run is already KILLED; stop the sweep here, with its summary
-        stop_interrupted_sweep(sweep_dir)
+    except KeyboardInterrupt:  # the job's run is already KILLED
+        if state.process != this_process():  # a parallel launcher's worker: its sweep process decides what stops
+            write_record(output_dir / JOB_ERROR_FILE, {"job_num": hydra_cfg.job.num, "overrides": overrides,
+                                                       "cause": "interrupted (Ctrl-C or SIGTERM)"})  # fmt: skip
+            raise
+        stop_interrupted_sweep(sweep_dir)  # Hydra's default launcher: stop the sweep here, with its summary
         sys.exit(130)
     except (Exception, SystemExit) as err:  # SystemExit: code inside a job must not end the whole sweep
         cause = str(err) if isinstance(err, UserInputError) else tracking.one_line(err)
         log.error("%s failed: %s", job, cause)
         record = {"job_num": hydra_cfg.job.num, "overrides": overrides, "cause": cause}
-        _write_record(output_dir / JOB_ERROR_FILE, record)
+        write_record(output_dir / JOB_ERROR_FILE, record)
         (output_dir / "error.txt").write_text(traceback.format_exc())
         return None
     record = {
@@ -118,7 +123,7 @@ def run_job(cfg: DictConfig) -> float | None:
         "action": result.plan.action,
         "seconds": round(time.monotonic() - started, 3),
     }
-    _write_record(output_dir / JOB_RESULT_FILE, record)
+    write_record(output_dir / JOB_RESULT_FILE, record)
     if result.plan.action != "skip":
         _release_checkpoint(cfg, state, result.run_id)
     log.info("%s done: %s", job, _format_metrics(result.metrics))
@@ -137,6 +142,11 @@ def _release_checkpoint(cfg: DictConfig, state: SweepState, run_id: str) -> None
     directory = tracking.connect(state.tracking_uri).get_run(run_id).data.tags.get(resume.TAG_CHECKPOINT)
     if directory:
         checkpoint.remove(Path(directory))
+
+
+def this_process() -> str:
+    """Names this process across machines: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def progress(sweep_dir: Path, state: SweepState, job_num: int) -> str:
@@ -187,6 +197,7 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
+            launching.preflight(config.hydra.launcher)  # e.g. Ray: GPUs that no node has fail now, not never
             job_overrides = expand_grid(config)
             job_params = None if job_overrides is None else _compose_every_job(config, job_overrides)
             client = tracking.connect(config.mlflow.tracking_uri)
@@ -213,10 +224,11 @@ class MlflowSweepCallback(Callback):
             num_jobs=None if job_overrides is None else len(job_overrides),
             started_at=time.time(),
             most_epochs=None if job_params is None else _most_epochs(job_params),
+            process=this_process(),
         )
         state.save(sweep_dir)
         # Hydra skips on_multirun_end when the sweep itself raises; never leave the parent RUNNING then.
-        atexit.register(_fail_if_running, state)
+        atexit.register(_fail_if_running, state, sweep_dir)
         log.info(
             "Sweep of %s jobs into MLflow experiment %r, parent run %s; outputs in %s",
             state.num_jobs or "?",
@@ -232,6 +244,7 @@ class MlflowSweepCallback(Callback):
         state = SweepState.load(sweep_dir)
         client = tracking.connect(state.tracking_uri)
         parent = client.get_run(state.parent_run_id)
+        end_orphaned_runs(client, parent, sweep_dir)
         rows = sweep_rows(client, parent, sweep_dir, state.num_jobs)
         failed = [row for row in rows if row["status"] != "FINISHED"]
         _record_reused_runs(client, parent, sweep_dir)
@@ -246,10 +259,29 @@ class MlflowSweepCallback(Callback):
             sys.exit(1)
 
 
-def _fail_if_running(state: SweepState) -> None:
+def _fail_if_running(state: SweepState, sweep_dir: Path) -> None:
     client = tracking.connect(state.tracking_uri)
-    if client.get_run(state.parent_run_id).info.status == "RUNNING":
+    parent = client.get_run(state.parent_run_id)
+    if parent.info.status == "RUNNING":
+        end_orphaned_runs(client, parent, sweep_dir)
         client.set_terminated(state.parent_run_id, "FAILED")
+
+
+def end_orphaned_runs(client: MlflowClient, parent: Run, sweep_dir: Path) -> list[str]:
+    """Ends FAILED the child runs still RUNNING once their jobs are over: their process died without ending them.
+
+    With a parallel launcher a job can die hard (killed, out of memory, `os._exit`); the cause is the one its
+    launcher recorded in the job's `job_error.json`, if any. Returns the ids of the runs it ended.
+    """
+    causes = {str(record["job_num"]): record["cause"] for record in _records(sweep_dir, JOB_ERROR_FILE)}
+    running = [run for run in tracking.child_runs(client, parent) if run.info.status == "RUNNING"]
+    for run in running:
+        cause = causes.get(run.data.tags.get(tracking.TAG_JOB_NUM, ""), "its process ended without ending the run")
+        client.set_tag(run.info.run_id, tracking.TAG_ERROR, cause)
+        client.set_terminated(run.info.run_id, "FAILED")
+        log.error("Run %s (%s) was left RUNNING: ended FAILED (%s)", run.info.run_id,
+                  run.data.tags.get(tracking.TAG_OVERRIDES, ""), cause)  # fmt: skip
+    return [run.info.run_id for run in running]
 
 
 def _most_epochs(job_params: list[dict[str, str]]) -> dict[str, int]:
@@ -366,12 +398,6 @@ def _records(sweep_dir: Path, name: str) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             log.warning("Unreadable job record %s", path)
     return records
-
-
-def _write_record(path: Path, record: dict[str, Any]) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=2))
-    os.replace(temporary, path)
 
 
 def expand_grid(config: DictConfig) -> list[list[str]] | None:

@@ -18,8 +18,10 @@ from omegaconf import DictConfig
 
 from alexnet_sweep import shapes  # noqa: F401  (registers the TFDS builder)
 from alexnet_sweep.config import register_configs
+from hydra_plugins.alexnet_sweep_launchers.launchers import register_launchers
 
 register_configs()
+register_launchers()
 
 
 @pytest.fixture(scope="session")
@@ -87,9 +89,11 @@ def all_runs(tracking_uri: str) -> list[Run]:
     return client.search_runs(experiment_ids, run_view_type=ViewType.ALL) if experiment_ids else []
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Runs `python -m alexnet_sweep ARGS` as a user would, in `cwd`."""
-    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Runs `python -m alexnet_sweep ARGS` as a user would, in `cwd`, with `env` added to the environment."""
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "alexnet_sweep", *args],
         cwd=cwd,

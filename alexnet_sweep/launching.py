@@ -19,6 +19,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict
 
 from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def lost_jobs(
         recorded = (job_dir / JOB_RESULT_FILE).exists() or (job_dir / JOB_ERROR_FILE).exists()
         if idx in causes and not recorded:
             job_dir.mkdir(parents=True, exist_ok=True)
-            record = {"job_num": idx, "overrides": " ".join(overrides), "cause": causes[idx]}
+            record = {"job_num": idx, "overrides": redact(" ".join(overrides)), "cause": causes[idx]}
             write_record(job_dir / JOB_ERROR_FILE, record)
             log.error("[job %d] %s: %s", idx + 1, " ".join(overrides), causes[idx])
         returns.append(JobReturn(overrides=list(overrides), working_dir=str(job_dir), status=JobStatus.COMPLETED))

@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep.errors import UserInputError, first_line
+from alexnet_sweep.redact import redact
 from alexnet_sweep.report_data import RunSummary, Sweep, display, latest_sweep_parent, load_sweep
 from alexnet_sweep.report_figures import FIGURES
 from alexnet_sweep.report_findings import findings
@@ -243,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out_dir.exists() and not out_dir.is_dir():
             raise UserInputError(f"--out={str(out_dir)!r}: exists and is not a folder")
     except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)
         return 2
     report = write_report(client, parent_run_id, out_dir)
     print(report.markdown)

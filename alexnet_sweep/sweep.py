@@ -33,6 +33,7 @@ from omegaconf import DictConfig, open_dict
 from alexnet_sweep import checkpoint, launching, report, resume, tracking
 from alexnet_sweep.errors import UserInputError, first_line
 from alexnet_sweep.launching import JOB_ERROR_FILE, JOB_RESULT_FILE, write_record
+from alexnet_sweep.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def run_job(cfg: DictConfig) -> float | None:
     from alexnet_sweep import train  # TensorFlow: not needed by the callback, which Hydra creates for every run
 
     hydra_cfg = HydraConfig.get()
-    overrides = " ".join(hydra_cfg.overrides.task)
+    overrides = redact(" ".join(hydra_cfg.overrides.task))  # shown and logged as a tag: no credentials
     if hydra_cfg.mode != RunMode.MULTIRUN:
         try:
             result = train.run(cfg, tags={tracking.TAG_OVERRIDES: overrides})
@@ -207,7 +208,7 @@ class MlflowSweepCallback(Callback):
             sys.exit(2)
         grid = resume.grid_identity(job_params) if job_params else None
         earlier = resume.find_sweep_parent(client, experiment_id, grid) if grid and config.resume else None
-        overrides = " ".join(config.hydra.overrides.task)
+        overrides = redact(" ".join(config.hydra.overrides.task))
         if earlier is None:
             tags = {tracking.TAG_OVERRIDES: overrides, tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve())}
             parent_run_id = tracking.start_sweep_run(
@@ -254,7 +255,7 @@ class MlflowSweepCallback(Callback):
                 checkpoint.remove(Path(run.data.tags[resume.TAG_CHECKPOINT]))  # resume and sharing are done
         client.set_terminated(state.parent_run_id, "FAILED" if failed else "FINISHED")
         summary = format_summary(rows, state, sweep_dir, ui_hint(state.tracking_uri, parent.info.experiment_id))
-        print(summary + (f"\nReport: {written}" if written else ""))
+        print(redact(summary) + (f"\nReport: {written}" if written else ""))
         if failed:
             sys.exit(1)
 
@@ -347,7 +348,7 @@ def stop_interrupted_sweep(sweep_dir: Path) -> None:
     parent = client.get_run(state.parent_run_id)
     rows = sweep_rows(client, parent, sweep_dir, state.num_jobs, missing_status="NOT STARTED")
     summary = format_summary(rows, state, sweep_dir, ui_hint(state.tracking_uri, parent.info.experiment_id))
-    print(summary.replace("Sweep done:", "Sweep interrupted:", 1))
+    print(redact(summary).replace("Sweep done:", "Sweep interrupted:", 1))
     print("Run the same command again to resume: finished jobs are skipped, the interrupted one continues.")
 
 
@@ -417,7 +418,7 @@ def expand_grid(config: DictConfig) -> list[list[str]] | None:
         return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
     except Exception as err:
         raise UserInputError(
-            f"sweep {' '.join(params + list(config.hydra.overrides.task))}: {first_line(err)}"
+            redact(f"sweep {' '.join(params + list(config.hydra.overrides.task))}: {first_line(err)}")
         ) from None
 
 
@@ -504,8 +505,8 @@ def _format_metrics(metrics: dict[str, float]) -> str:
 def ui_hint(tracking_uri: str, experiment_id: str) -> str:
     """Says how to see an experiment's runs in the MLflow UI, from any working directory."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    tracking_uri = tracking.absolute_uri(tracking_uri, Path.cwd())
+        return redact(f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs")
+    tracking_uri = redact(tracking.absolute_uri(tracking_uri, Path.cwd()))
     return (
         f"python -m mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000 (or make ui "
         f"in the repo), then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,6 +22,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
 from alexnet_sweep.errors import UserInputError, first_line
+from alexnet_sweep.redact import has_credentials, install_on_mlflow_logger, redact
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +51,19 @@ def connect(tracking_uri: str) -> MlflowClient:
             server answers at an http(s) URI.
     """
     fix = "use sqlite:///mlflow.db, http(s)://HOST:PORT of a running MLflow server, or a database URL"
+    shown = redact(tracking_uri)
+    if has_credentials(tracking_uri):
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # MLflow prints run URLs with them otherwise
+    install_on_mlflow_logger()
+    _check_database_answers(tracking_uri, fix)
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
     except UnsupportedModelRegistryStoreURIException:
         scheme = urlparse(tracking_uri).scheme
-        raise UserInputError(
-            f"mlflow.tracking_uri={tracking_uri!r}: MLflow has no store for {scheme!r}; {fix}"
-        ) from None
+        raise UserInputError(f"mlflow.tracking_uri={shown!r}: MLflow has no store for {scheme!r}; {fix}") from None
     except Exception as err:  # the file-store refusal, a missing database driver, ...
-        reason = first_line(err).split(". ", 1)[0]
-        raise UserInputError(f"mlflow.tracking_uri={tracking_uri!r}: {type(err).__name__}: {reason}; {fix}") from None
+        reason = redact(first_line(err).split(". ", 1)[0])
+        raise UserInputError(f"mlflow.tracking_uri={shown!r}: {type(err).__name__}: {reason}; {fix}") from None
     if urlparse(tracking_uri).scheme in ("http", "https"):
         _check_server_answers(tracking_uri, fix)
     mlflow.set_tracking_uri(tracking_uri)
@@ -70,7 +76,23 @@ def _check_server_answers(tracking_uri: str, fix: str) -> None:
         requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=_SERVER_TIMEOUT_S)
     except requests.RequestException as err:
         raise UserInputError(
-            f"mlflow.tracking_uri={tracking_uri!r}: no MLflow server answers ({type(err).__name__}); {fix}"
+            f"mlflow.tracking_uri={redact(tracking_uri)!r}: no MLflow server answers ({type(err).__name__}); {fix}"
+        ) from None
+
+
+def _check_database_answers(tracking_uri: str, fix: str) -> None:
+    # MLflow's SQL store retries an unreachable database for about two minutes before it gives up.
+    url = urlparse(tracking_uri)
+    ports = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+    dialect = url.scheme.split("+")[0]
+    if dialect not in ports or not url.hostname:
+        return
+    try:
+        socket.create_connection((url.hostname, url.port or ports[dialect]), timeout=_SERVER_TIMEOUT_S).close()
+    except OSError as err:
+        raise UserInputError(
+            f"mlflow.tracking_uri={redact(tracking_uri)!r}: no database server answers at {url.hostname}:"
+            f"{url.port or ports[dialect]} ({type(err).__name__}); {fix}"
         ) from None
 
 

@@ -23,6 +23,7 @@ from alexnet_sweep.gpu import configure_gpus
 from alexnet_sweep.interrupt import DeferredInterrupt
 from alexnet_sweep.model import build_model
 from alexnet_sweep.precision import apply_precision
+from alexnet_sweep.redact import redact
 from alexnet_sweep.resume import Plan
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ def _merge_history(earlier: list[dict[str, float]], later: dict[str, list[float]
 
 
 def _log_inputs(cfg: DictConfig, model: keras.Model) -> None:
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")  # no credentials of the store
     tracking.log_params_once({"precision.policy": model.dtype_policy.name})  # what precision=auto chose on this machine
     lines: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=100)

@@ -7,10 +7,10 @@ PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo sweep smoke test lint bench ui clean clean-results
+.PHONY: help install browser postgres demo sweep smoke test lint bench bench-launchers ui server clean clean-results
 
 help: ## Show this list
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ browser: ## Install Debian's chromium for the MLflow UI test if missing (apt-get
 	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y --no-install-recommends chromium; fi
+
+postgres: ## Install Debian's PostgreSQL if missing (apt-get; sudo when not root), for make server and the tests
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "postgresql: installed"; else \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends postgresql; fi
 
 demo: install ## The user's grid (lr x epochs) on the offline shapes dataset: < 10 min on 2 CPU cores
 	$(BIN)/python -m alexnet_sweep -m experiment=demo
@@ -44,8 +51,14 @@ lint: install ## Ruff lint and format check
 bench: install ## Our training path vs the reference notebook's (speed, accuracy): < 5 min on 2 CPU cores
 	$(BIN)/python -m alexnet_sweep.bench --out outputs/bench/bench.json
 
+bench-launchers: install ## The smoke grid with 1 vs 2 parallel jobs, and each launcher's per-job start-up: ~5 min
+	$(BIN)/python -m alexnet_sweep.bench_launchers --out outputs/bench/launchers.json
+
 ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:5000 (loopback only; PORT=... to change)
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
+
+server: install ## Team tracking server on http://127.0.0.1:5000: runs in PostgreSQL (its own in server/, or MLFLOW_BACKEND_STORE_URI)
+	$(BIN)/python -m alexnet_sweep.server --port $(PORT)
 
 clean: ## Remove caches (keeps results and .venv)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -11,13 +11,7 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +22,10 @@ from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from tests.conftest import all_runs, run_cli
+from tests.conftest import all_runs, free_loopback_port, run_cli, serving
 
 pytestmark = pytest.mark.slow
 
-SERVER_START_TIMEOUT_S = 120
 PAGE_TIMEOUT_MS = 60_000
 COLUMNS = ("optimizer.lr", "epochs", "test_accuracy")
 
@@ -68,52 +61,14 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, tfds_dir: Path) -> Sweep:
     return Sweep(store, experiment.experiment_id, parent, children)
 
 
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    """Ends `mlflow server` and its children (uvicorn worker, job runner): they share its process group."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(sweep: Sweep, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on a free loopback port over the sweep's store; yields its base URL, always stopped after."""
     port = free_loopback_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("ui_server") / "mlflow_server.log"
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", sweep.store]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with opener.open(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                log_tail = log_path.read_text()[-3000:]
-                pytest.fail(f"mlflow server gave no HTTP 200 in {SERVER_START_TIMEOUT_S} s:\n{log_tail}")
-            time.sleep(0.5)
+    with serving(command, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("ui_server") / "server.log") as url:
         yield url
-    finally:
-        stop_process_group(process)
 
 
 @pytest.fixture(scope="module")

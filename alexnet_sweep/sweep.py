@@ -268,20 +268,22 @@ def _fail_if_running(state: SweepState, sweep_dir: Path) -> None:
         client.set_terminated(state.parent_run_id, "FAILED")
 
 
-def end_orphaned_runs(client: MlflowClient, parent: Run, sweep_dir: Path) -> list[str]:
-    """Ends FAILED the child runs still RUNNING once their jobs are over: their process died without ending them.
+def end_orphaned_runs(client: MlflowClient, parent: Run, sweep_dir: Path, status: str = "FAILED") -> list[str]:
+    """Ends the child runs still RUNNING once their jobs are over: their process died without ending them.
 
-    With a parallel launcher a job can die hard (killed, out of memory, `os._exit`); the cause is the one its
-    launcher recorded in the job's `job_error.json`, if any. Returns the ids of the runs it ended.
+    With a parallel launcher a job can die hard (killed, out of memory, `os._exit`): its run ends FAILED with the
+    cause its launcher recorded in the job's `job_error.json`, if any. When the sweep is interrupted, the jobs it
+    stopped end KILLED. Returns the ids of the runs it ended.
     """
     causes = {str(record["job_num"]): record["cause"] for record in _records(sweep_dir, JOB_ERROR_FILE)}
     running = [run for run in tracking.child_runs(client, parent) if run.info.status == "RUNNING"]
     for run in running:
-        cause = causes.get(run.data.tags.get(tracking.TAG_JOB_NUM, ""), "its process ended without ending the run")
-        client.set_tag(run.info.run_id, tracking.TAG_ERROR, cause)
-        client.set_terminated(run.info.run_id, "FAILED")
-        log.error("Run %s (%s) was left RUNNING: ended FAILED (%s)", run.info.run_id,
-                  run.data.tags.get(tracking.TAG_OVERRIDES, ""), cause)  # fmt: skip
+        if status == "FAILED":
+            cause = causes.get(run.data.tags.get(tracking.TAG_JOB_NUM, ""), "its process ended without ending the run")
+            client.set_tag(run.info.run_id, tracking.TAG_ERROR, cause)
+            log.error("Run %s (%s) was left RUNNING: ended FAILED (%s)", run.info.run_id,
+                      run.data.tags.get(tracking.TAG_OVERRIDES, ""), cause)  # fmt: skip
+        client.set_terminated(run.info.run_id, status)
     return [run.info.run_id for run in running]
 
 
@@ -344,6 +346,7 @@ def stop_interrupted_sweep(sweep_dir: Path) -> None:
     """After Ctrl-C or SIGTERM in a job: ends the parent run KILLED and prints the summary; no job starts."""
     state = SweepState.load(sweep_dir)
     client = tracking.connect(state.tracking_uri)
+    end_orphaned_runs(client, client.get_run(state.parent_run_id), sweep_dir, status="KILLED")  # parallel jobs
     client.set_terminated(state.parent_run_id, "KILLED")
     parent = client.get_run(state.parent_run_id)
     rows = sweep_rows(client, parent, sweep_dir, state.num_jobs, missing_status="NOT STARTED")

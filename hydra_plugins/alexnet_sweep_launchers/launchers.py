@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
@@ -45,6 +46,8 @@ if _JoblibLauncher is not None:
 
             try:
                 return super().launch(job_overrides, initial_job_idx)
+            except KeyboardInterrupt:  # joblib has stopped its workers
+                _stop_interrupted_sweep(self.config)
             except TerminatedWorkerError as err:
                 # loky ends the whole pool when one worker dies: every job without a record of its own is lost.
                 reason = first_line(err).split(". ")[0]
@@ -79,6 +82,17 @@ if _RayLauncher is not None:
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             import ray
+
+            futures = []
+            try:
+                return self._launch(job_overrides, initial_job_idx, futures)
+            except KeyboardInterrupt:
+                for future in futures:
+                    ray.cancel(future, force=True)  # no job writes after the sweep has ended its runs
+                _stop_interrupted_sweep(self.config)
+
+        def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, futures: list) -> list:
+            import ray
             from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray
 
             setup_globals()
@@ -88,13 +102,14 @@ if _RayLauncher is not None:
             remote = OmegaConf.create(self.start(self.ray_cfg))
             log.info("Ray is launching %d jobs (%s each); sweep output dir: %s", len(job_overrides),
                      ", ".join(f"{key}={value}" for key, value in remote.items()), sweep_dir)  # fmt: skip
-            futures = []
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
                 with open_dict(sweep_config):
                     sweep_config.hydra.job.id = f"job_id_for_{idx}"
                     sweep_config.hydra.job.num = idx
+                    # Workers of a cluster started with `ray start` run elsewhere than this process.
+                    sweep_config.hydra.sweep.dir = str(sweep_dir.absolute())
                 futures.append(
                     launch_job_on_ray(
                         self.hydra_context, remote, sweep_config, self.task_function, Singleton.get_state()
@@ -106,12 +121,22 @@ if _RayLauncher is not None:
                 try:  # one by one: the plugin's ray.get stops at the first crashed job and loses the rest
                     returns.append(ray.get(future))
                 except ray.exceptions.RayError as err:
-                    causes[idx] = f"its Ray worker died: {type(err).__name__}: {first_line(err)[:200]}"
+                    causes[idx] = f"its Ray task failed ({type(err).__name__}: {first_line(err)[:200]})"
                     returns.append(None)
             if not causes:
                 return returns
             lost = launching.lost_jobs(self.hydra_context, self.config, job_overrides, initial_job_idx, causes)
             return [done if done is not None else record for done, record in zip(returns, lost, strict=True)]
+
+
+def _stop_interrupted_sweep(config: DictConfig) -> NoReturn:
+    """Ctrl-C or SIGTERM in the sweep's process: its runs and the parent end KILLED, the summary says what ran."""
+    import sys
+
+    from alexnet_sweep.sweep import stop_interrupted_sweep
+
+    stop_interrupted_sweep(Path(str(config.hydra.sweep.dir)))
+    sys.exit(130)
 
 
 def register_launchers() -> None:

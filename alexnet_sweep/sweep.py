@@ -9,6 +9,7 @@ whose jobs see that directory.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
@@ -90,6 +91,9 @@ def run_job(cfg: DictConfig) -> float | None:
         return result.metrics.get("val_accuracy")
 
     sweep_dir = Path(to_absolute_path(hydra_cfg.sweep.dir))  # the job may run elsewhere (hydra.job.chdir=true)
+    if not (sweep_dir / STATE_FILE).exists():  # the job cannot reach the sweep's folder (another machine?)
+        log.error("No %s in %s: a job must see the sweep's folder (a shared filesystem)", STATE_FILE, sweep_dir)
+        return None
     state = SweepState.load(sweep_dir)
     job = f"[{hydra_cfg.job.num + 1}/{state.num_jobs or '?'}]"
     log.info("%s %s (%s)", job, overrides or "(no overrides)", progress(sweep_dir, state, hydra_cfg.job.num))
@@ -192,9 +196,29 @@ def _pin_to_sweep(cfg: DictConfig, state: SweepState) -> None:
     cfg.checkpoint_dir = str(Path(launch_dir) / cfg.checkpoint_dir)
 
 
+def _exit_on_error(hook):
+    """Makes an unexpected error in a sweep hook end the sweep with its cause; Hydra would only warn and go on.
+
+    Jobs started after a failed `on_multirun_start` would all fail without its state; a failed `on_multirun_end`
+    would end the sweep with exit status 0 and no summary.
+    """
+
+    @functools.wraps(hook)
+    def guarded(self: Callback, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            hook(self, config, **kwargs)
+        except Exception as err:
+            log.error("The sweep stopped: %s failed: %s", hook.__name__, redact(tracking.one_line(err)))
+            log.debug("Traceback", exc_info=True)
+            sys.exit(1)
+
+    return guarded
+
+
 class MlflowSweepCallback(Callback):
     """Opens (or resumes) the sweep's MLflow parent run before the jobs; reports and closes it after them."""
 
+    @_exit_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -212,7 +236,7 @@ class MlflowSweepCallback(Callback):
         if earlier is None:
             tags = {tracking.TAG_OVERRIDES: overrides, tracking.TAG_SWEEP_DIR: str(sweep_dir.resolve())}
             parent_run_id = tracking.start_sweep_run(
-                client, config.mlflow.experiment_name, name=f"sweep {overrides}".strip(),
+                client, config.mlflow.experiment_name, name=sweep_run_name(config.hydra.overrides.task),
                 tags=tags | ({resume.TAG_GRID: grid} if grid else {}),
             )  # fmt: skip
         else:
@@ -240,6 +264,7 @@ class MlflowSweepCallback(Callback):
         if job_params and config.resume:
             _announce_plans(client, experiment_id, parent_run_id, job_params, config)
 
+    @_exit_on_error
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         state = SweepState.load(sweep_dir)
@@ -258,6 +283,17 @@ class MlflowSweepCallback(Callback):
         print(redact(summary) + (f"\nReport: {written}" if written else ""))
         if failed:
             sys.exit(1)
+
+
+def sweep_run_name(overrides: list[str]) -> str:
+    """Names a sweep's parent run by what it sweeps: `sweep optimizer.lr=1e-3,1e-4 epochs=5,10`.
+
+    MLflow keeps at most 250 characters of a run name (PostgreSQL and MySQL refuse a longer one), so the fixed
+    overrides are left to the `overrides` tag.
+    """
+    swept = [item for item in overrides if "," in item or "(" in item] or list(overrides)
+    name = redact(" ".join(["sweep", *swept]))
+    return name if len(name) <= tracking.MAX_RUN_NAME else name[: tracking.MAX_RUN_NAME - 1] + "…"
 
 
 def _fail_if_running(state: SweepState, sweep_dir: Path) -> None:

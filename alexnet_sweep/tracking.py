@@ -35,6 +35,7 @@ TAG_ERROR = "error"
 TAG_SUPERSEDED_BY = "sweep.superseded_by"  # an unfinished run that a rerun of its job replaced
 TAG_REUSED_RUNS = "sweep.reused_runs"  # on a parent: FINISHED runs of other sweeps its skipped jobs stand for
 _SERVER_TIMEOUT_S = 5
+MAX_RUN_NAME = 250  # characters: the runs.name column of MLflow's SQL stores
 
 
 def connect(tracking_uri: str) -> MlflowClient:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -20,10 +23,12 @@ import tensorflow_datasets as tfds
 from hydra import compose, initialize_config_module
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig
 
 from alexnet_sweep import shapes  # noqa: F401  (registers the TFDS builder)
 from alexnet_sweep.config import register_configs
+from alexnet_sweep.postgres import LocalPostgres
 from hydra_plugins.alexnet_sweep_launchers.launchers import register_launchers
 
 register_configs()
@@ -151,3 +156,65 @@ def stop_process_group(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+# Seconds-long jobs: the smoke preset with a narrow head and tiny splits.
+TINY = [
+    "experiment=smoke", "model.dense_units=[16,16]", "batch_size=32",
+    "dataset.train_split='train[:64]'", "dataset.val_split='train[-32:]'", "dataset.test_split='test[:32]'",
+]  # fmt: skip
+HTTP_SECRET = "http-s3cret-9f2"  # basic-auth credentials in the team server's URL (the server ignores them)
+
+
+@dataclass
+class TeamServer:
+    """`python -m alexnet_sweep.server` (what `make server` runs) on a PostgreSQL cluster of its own."""
+
+    url: str
+    postgres: LocalPostgres
+    artifacts: Path
+
+
+@dataclass
+class TeamSweep:
+    """A 2 x 2 sweep (lr x epochs) that two joblib workers recorded through the team server."""
+
+    result: subprocess.CompletedProcess
+    workdir: Path
+    experiment_id: str
+    parent: Run
+    children: list[Run]
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamServer]:
+    # Under /tmp with a short name: PostgreSQL (run as `postgres` when we are root) must reach it, and its socket
+    # path must stay under 108 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
+    artifacts = tmp_path_factory.mktemp("server") / "artifacts"
+    port, postgres_port = free_loopback_port(), free_loopback_port()
+    command = [sys.executable, "-m", "alexnet_sweep.server", "--port", str(port), "--workers", "1",
+               "--postgres-dir", str(folder), "--postgres-port", str(postgres_port),
+               "--artifacts-destination", str(artifacts)]  # fmt: skip
+    postgres = LocalPostgres(folder, postgres_port)
+    try:
+        with serving(command, f"http://127.0.0.1:{port}/health", artifacts.parent / "server.log") as url:
+            yield TeamServer(url.removesuffix("/health"), postgres, artifacts)
+        assert not postgres.running(), "the server stops its PostgreSQL when it stops"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def team_sweep(team_server: TeamServer, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TeamSweep:
+    workdir = tmp_path_factory.mktemp("team_sweep")
+    tracking_uri = team_server.url.replace("http://", f"http://alice:{HTTP_SECRET}@")
+    result = run_cli(
+        "-m", "optimizer.lr=1e-3,1e-4", "epochs=1,2", *TINY, "hydra/launcher=joblib",
+        f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={tracking_uri}", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = all_runs(team_server.url)
+    [parent] = [run for run in runs if MLFLOW_PARENT_RUN_ID not in run.data.tags]
+    children = [run for run in runs if MLFLOW_PARENT_RUN_ID in run.data.tags]
+    return TeamSweep(result, workdir, parent.info.experiment_id, parent, children)

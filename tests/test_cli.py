@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from tests.conftest import all_runs, run_cli
+from tests.conftest import TINY, all_runs, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -108,8 +108,8 @@ def test_failing_jobs_never_cost_the_others(tmp_path, tfds_dir):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "faulty_sweep.py").write_text(FAULTY_SWEEP)
     result = subprocess.run(
-        [sys.executable, "faulty_sweep.py", "-m", "optimizer.lr=1e-3,0.0042,-1,0.0043,1e-4", "experiment=smoke",
-         "model.dense_units=[32,32]", f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"],
+        [sys.executable, "faulty_sweep.py", "-m", "optimizer.lr=1e-3,0.0042,-1,0.0043,1e-4", *TINY,
+         f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
@@ -162,7 +162,7 @@ def test_a_sweep_records_into_one_experiment(tmp_path, tfds_dir):
 
 
 def test_jobs_running_in_their_own_directories_record_into_the_sweeps_store(tmp_path, tfds_dir):
-    result = run_cli("-m", "optimizer.lr=1e-3,1e-4", "experiment=smoke", "model.dense_units=[32,32]",
+    result = run_cli("-m", "optimizer.lr=1e-3,1e-4", *TINY,
                      "hydra.job.chdir=true", f"dataset.data_dir={tfds_dir}", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     [parent], children = split_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")

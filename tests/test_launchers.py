@@ -22,7 +22,7 @@ def hydra_config(*overrides):
     ("launcher", "target", "keys"),
     [
         ("joblib", f"{OURS}.JoblibLauncher", {"n_jobs": 2, "batch_size": 1}),
-        ("ray_local", f"{OURS}.RayLauncher", {"ray.init.address": None, "ray.remote.num_gpus": "auto",
+        ("ray_local", f"{OURS}.RayLauncher", {"ray.init.address": "local", "ray.remote.num_gpus": "auto",
                                               "ray.remote.num_cpus": 1, "ray.remote.max_retries": 0}),
         ("ray", f"{OURS}.RayLauncher", {"ray.init.address": "auto", "ray.remote.max_retries": 0}),
         ("slurm", f"{SUBMITIT}.SlurmLauncher", {"partition": None, "gpus_per_node": 1, "timeout_min": 240,

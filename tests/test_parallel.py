@@ -2,16 +2,12 @@
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import TINY, run_cli
 from tests.test_cli import split_runs
 
 pytestmark = pytest.mark.slow
 
-# 8 seconds-long jobs: the smoke preset with a narrow head and tiny splits.
-GRID = [
-    "-m", "seed=1,2,3,4,5,6,7,8", "experiment=smoke", "model.dense_units=[16,16]", "batch_size=32",
-    "dataset.train_split='train[:64]'", "dataset.val_split='train[-32:]'", "dataset.test_split='test[:32]'",
-]  # fmt: skip
+GRID = ["-m", "seed=1,2,3,4,5,6,7,8", *TINY]
 
 # Injected through Hydra's callbacks, which run in each job's process: `os._exit` inside `fit` of one job, so the
 # process dies with its MLflow run RUNNING, as under the out-of-memory killer; no handler of ours runs.
@@ -33,7 +29,7 @@ class DieInFit(Callback):
 """
 
 
-def sweep(tmp_path, tfds_dir, *args, crash_seed=None):
+def sweep(tmp_path, tfds_dir, *args, grid=GRID, crash_seed=None):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     extra = [f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"]
     env = None
@@ -41,7 +37,7 @@ def sweep(tmp_path, tfds_dir, *args, crash_seed=None):
         (tmp_path / "crash.py").write_text(CRASH)
         extra += ["+hydra.callbacks.crash._target_=crash.DieInFit", f"+hydra.callbacks.crash.seed={crash_seed}"]
         env = {"PYTHONPATH": str(tmp_path)}
-    return run_cli(*GRID, *args, *extra, cwd=tmp_path, env=env), store
+    return run_cli(*grid, *args, *extra, cwd=tmp_path, env=env), store
 
 
 def check_one_sweep(store, finished):
@@ -68,7 +64,7 @@ def test_joblib_two_at_a_time_into_a_fresh_store_three_times(tmp_path, tfds_dir)
         assert "Sweep done: 8/8 jobs finished" in result.stdout
 
 
-def test_a_job_dying_under_joblib_is_recorded_and_the_rerun_resumes(tmp_path, tfds_dir):
+def test_a_job_dying_under_joblib_is_recorded_and_the_sweep_still_ends_with_its_summary(tmp_path, tfds_dir):
     result, store = sweep(tmp_path, tfds_dir, "hydra/launcher=joblib", crash_seed=6)
     assert result.returncode == 1, result.stderr[-3000:]
     [parent], children = split_runs(store)
@@ -81,12 +77,9 @@ def test_a_job_dying_under_joblib_is_recorded_and_the_rerun_resumes(tmp_path, tf
         "unexpectedly terminated); joblib stops the whole batch"
     )
     assert "Sweep done:" in result.stdout and "Traceback" not in result.stdout + result.stderr
-
-    again, _ = sweep(tmp_path, tfds_dir, "hydra/launcher=joblib")
-    assert again.returncode == 0, again.stderr[-3000:]
-    parent, _ = check_one_sweep(store, finished=range(1, 9))
-    assert parent.info.status == "FINISHED"
-    assert "Sweep done: 8/8 jobs finished" in again.stdout
+    # joblib drops the jobs it had not started with the batch: each is listed with the cause, none is silent.
+    assert result.stdout.count("NOT STARTED") + len(children) == 8
+    # (Resuming after a crash: test_ray_local_into_a_fresh_store_others_finish_when_one_dies.)
 
 
 def test_ray_local_into_a_fresh_store_others_finish_when_one_dies(tmp_path, tfds_dir):

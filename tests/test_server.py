@@ -7,53 +7,18 @@ terminal or the jobs' log files.
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from alexnet_sweep.postgres import LocalPostgres
-from tests.conftest import free_loopback_port, run_cli, serving
-from tests.test_cli import split_runs
+from tests.conftest import HTTP_SECRET, TINY, run_cli
 
 pytestmark = pytest.mark.slow
 
-HTTP_SECRET = "http-s3cret-9f2"  # basic-auth credentials in the server URL (this server ignores them)
 ARTIFACTS = {"config.yaml", "model_summary.txt", "curves.png", "predictions.png"}
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
-
-
-@dataclass
-class Server:
-    url: str
-    postgres: LocalPostgres
-    artifacts: Path
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # Under /tmp with a short name: PostgreSQL (run as `postgres` when we are root) must reach it, and its socket
-    # path must stay under 108 bytes.
-    folder = Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
-    artifacts = tmp_path_factory.mktemp("server") / "artifacts"
-    port, postgres_port = free_loopback_port(), free_loopback_port()
-    command = [sys.executable, "-m", "alexnet_sweep.server", "--port", str(port), "--workers", "1",
-               "--postgres-dir", str(folder), "--postgres-port", str(postgres_port),
-               "--artifacts-destination", str(artifacts)]  # fmt: skip
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    postgres = LocalPostgres(folder, postgres_port)
-    try:
-        with serving(command, f"http://127.0.0.1:{port}/health", log_path) as url:
-            yield Server(url.removesuffix("/health"), postgres, artifacts)
-        assert not postgres.running(), "the server stops its PostgreSQL when it stops"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def secrets_in(client: MlflowClient, run: Run, secret: str) -> list[str]:
@@ -71,16 +36,9 @@ def secrets_in(client: MlflowClient, run: Run, secret: str) -> list[str]:
     return found
 
 
-def test_a_parallel_sweep_records_everything_through_the_server(server, tmp_path, tfds_dir):
-    tracking_uri = server.url.replace("http://", f"http://alice:{HTTP_SECRET}@")
-    result = run_cli(
-        "-m", "optimizer.lr=1e-3,1e-4", "epochs=1,2", "experiment=smoke", "model.dense_units=[16,16]",
-        "hydra/launcher=joblib", f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={tracking_uri}",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_a_parallel_sweep_records_everything_through_the_server(team_server, team_sweep):
+    server, result, parent, children = team_server, team_sweep.result, team_sweep.parent, team_sweep.children
     client = MlflowClient(server.url)
-    [parent], children = split_runs(server.url)
     assert parent.info.status == "FINISHED" and len(children) == 4
     for child in children:
         assert child.info.status == "FINISHED"
@@ -97,15 +55,15 @@ def test_a_parallel_sweep_records_everything_through_the_server(server, tmp_path
     assert HTTP_SECRET not in terminal and "http://***@127.0.0.1" in terminal
     for run in [parent, *children]:
         assert secrets_in(client, run, HTTP_SECRET) == []
-    logs = [path for path in tmp_path.rglob("*.log") if HTTP_SECRET in path.read_text(errors="replace")]
+    logs = [path for path in team_sweep.workdir.rglob("*.log") if HTTP_SECRET in path.read_text(errors="replace")]
     assert logs == []
 
 
-def test_a_job_recording_straight_into_postgresql_shows_no_password(server, tmp_path, tfds_dir):
-    tracking_uri = server.postgres.uri()
+def test_a_job_recording_straight_into_postgresql_shows_no_password(team_server, tmp_path, tfds_dir):
+    tracking_uri = team_server.postgres.uri()
     password = tracking_uri.split(":")[2].split("@")[0]
     result = run_cli(
-        "experiment=smoke", "model.dense_units=[16,16]", "mlflow.experiment_name=direct",
+        *TINY, "mlflow.experiment_name=direct",
         f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={tracking_uri}", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -116,4 +74,4 @@ def test_a_job_recording_straight_into_postgresql_shows_no_password(server, tmp_
     assert secrets_in(client, run, password) == []
     assert password not in result.stdout + result.stderr
     config = Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text()
-    assert f"tracking_uri: postgresql+psycopg2://***@127.0.0.1:{server.postgres.port}/mlflow" in config
+    assert f"tracking_uri: postgresql+psycopg2://***@127.0.0.1:{team_server.postgres.port}/mlflow" in config

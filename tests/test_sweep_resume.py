@@ -8,12 +8,12 @@ import pytest
 from mlflow import MlflowClient
 
 from alexnet_sweep import resume
-from tests.conftest import run_cli
+from tests.conftest import TINY, run_cli
 from tests.test_cli import split_runs
 
 pytestmark = pytest.mark.slow
 
-GRID = ["-m", "optimizer.lr=1e-3,1e-4", "epochs=1,3", "experiment=smoke", "model.dense_units=[32,32]"]
+GRID = ["-m", "optimizer.lr=1e-3,1e-4", "epochs=1,3", *TINY]
 
 
 SIGKILL_IN_EPOCH_3 = """
@@ -86,7 +86,7 @@ def test_a_sweep_killed_mid_job_resumes_where_it_stopped(tmp_path, tfds_dir):
 
 def test_resume_false_runs_the_whole_grid_again_under_a_new_parent(tmp_path, tfds_dir):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["-m", "optimizer.lr=1e-3", "experiment=smoke", "model.dense_units=[32,32]",
+    args = ["-m", "optimizer.lr=1e-3", *TINY,
             f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"]  # fmt: skip
     first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]

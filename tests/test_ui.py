@@ -1,4 +1,4 @@
-"""The MLflow UI as a user sees it: a real `mlflow server` over a smoke sweep's store, driven in headless Chromium.
+"""The MLflow UI as a user sees it: the team's tracking server over a parallel sweep, driven in headless Chromium.
 
 Needs Debian's `chromium` (`make browser` installs it) at `$CHROMIUM` or /usr/bin/chromium; Playwright drives that
 binary (no `playwright install`). `UI_SCREENSHOT_DIR=DIR` also keeps the screenshot in DIR.
@@ -11,64 +11,19 @@ import math
 import os
 import re
 import shutil
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from tests.conftest import all_runs, free_loopback_port, run_cli, serving
+from tests.conftest import TeamServer, TeamSweep
 
 pytestmark = pytest.mark.slow
 
 PAGE_TIMEOUT_MS = 60_000
 COLUMNS = ("optimizer.lr", "epochs", "test_accuracy")
-
-
-@dataclass
-class Sweep:
-    store: str
-    experiment_id: str
-    parent: Run
-    children: list[Run]
-
-
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory, tfds_dir: Path) -> Sweep:
-    """A real 2 x 2 smoke sweep (lr x epochs) recorded into a fresh SQLite store."""
-    workdir = tmp_path_factory.mktemp("ui_sweep")
-    store = f"sqlite:///{workdir / 'mlflow.db'}"
-    result = run_cli(
-        "-m", "optimizer.lr=1e-3,1e-4", "epochs=1,2", "experiment=smoke",
-        f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}",
-        cwd=workdir,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = all_runs(store)
-    [parent] = [run for run in runs if MLFLOW_PARENT_RUN_ID not in run.data.tags]
-    children = [run for run in runs if MLFLOW_PARENT_RUN_ID in run.data.tags]
-    # What the page is checked against: the store must hold the whole grid, or the UI checks would prove little.
-    grid = {(child.data.params["optimizer.lr"], child.data.params["epochs"]) for child in children}
-    assert grid == set(itertools.product(["0.001", "0.0001"], ["1", "2"])), grid
-    assert all("test_accuracy" in child.data.metrics for child in children)
-    experiment = MlflowClient(store).get_experiment(parent.info.experiment_id)
-    assert experiment.name == "smoke"
-    return Sweep(store, experiment.experiment_id, parent, children)
-
-
-@pytest.fixture(scope="module")
-def server(sweep: Sweep, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mlflow server` on a free loopback port over the sweep's store; yields its base URL, always stopped after."""
-    port = free_loopback_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", sweep.store]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with serving(command, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("ui_server") / "server.log") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +78,14 @@ def save_screenshot(page: Page, path: Path) -> None:
         shutil.copy(path, keep / path.name)
 
 
-def test_mlflow_ui_shows_the_sweep_runs_params_and_test_accuracy(chromium: str, sweep: Sweep, server: str, tmp_path):
+def test_mlflow_ui_shows_the_sweep_runs_params_and_test_accuracy(
+    chromium: str, team_server: TeamServer, team_sweep: TeamSweep, tmp_path: Path
+):
+    # The team's server (PostgreSQL behind `mlflow server`) over a sweep that two parallel jobs recorded into it.
+    server, sweep = team_server.url, team_sweep
+    grid = {(child.data.params["optimizer.lr"], child.data.params["epochs"]) for child in sweep.children}
+    assert grid == set(itertools.product(["0.001", "0.0001"], ["1", "2"])), "the page is checked against the grid"
+    assert all("test_accuracy" in child.data.metrics for child in sweep.children)
     screenshot = tmp_path / "mlflow_ui_runs.png"
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
     with sync_playwright() as playwright:

@@ -73,7 +73,7 @@ if _RayLauncher is not None:
             import ray
             from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
 
-            if ray_cfg.init.get("address") is None:  # a cluster of its own; Ray refuses this when joining one
+            if ray_cfg.init.get("address") in (None, "local"):  # an instance of its own; Ray refuses it when joining
                 with open_dict(ray_cfg):
                     # As the plugin does: Ray's default object store is too small for CI machines.
                     ray_cfg.init.setdefault("object_store_memory", 78643200)

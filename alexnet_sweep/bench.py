@@ -533,14 +533,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         with tempfile.TemporaryDirectory(prefix="bench_tfds_") as data_dir:
             report = run_bench(args, data_dir)
-    table = markdown(report)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(table)
-        print(f"Wrote {args.out} and {args.out.with_suffix('.md')}")
+    save_report(report, markdown(report), args.out)
     return report
+
+
+def save_report(report: dict[str, Any], table: str, out: Path | None) -> None:
+    """Prints a bench's Markdown table and, given `out`, writes the report there (JSON) and the table beside it."""
+    print(table)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        out.with_suffix(".md").write_text(table)
+        print(f"Wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -112,13 +112,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         with tempfile.TemporaryDirectory(prefix="bench_launchers_") as workdir:
             report = run_bench(Path(workdir))
-    table = markdown(report)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(table)
-        print(f"Wrote {args.out} and {args.out.with_suffix('.md')}")
+    from alexnet_sweep.bench import save_report  # imports TensorFlow: only now
+
+    save_report(report, markdown(report), args.out)
     return report
 
 

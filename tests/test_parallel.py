@@ -29,7 +29,7 @@ class DieInFit(Callback):
 """
 
 
-def sweep(tmp_path, tfds_dir, *args, grid=GRID, crash_seed=None):
+def sweep(tmp_path, tfds_dir, *args, crash_seed=None):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     extra = [f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={store}"]
     env = None
@@ -37,7 +37,7 @@ def sweep(tmp_path, tfds_dir, *args, grid=GRID, crash_seed=None):
         (tmp_path / "crash.py").write_text(CRASH)
         extra += ["+hydra.callbacks.crash._target_=crash.DieInFit", f"+hydra.callbacks.crash.seed={crash_seed}"]
         env = {"PYTHONPATH": str(tmp_path)}
-    return run_cli(*grid, *args, *extra, cwd=tmp_path, env=env), store
+    return run_cli(*GRID, *args, *extra, cwd=tmp_path, env=env), store
 
 
 def check_one_sweep(store, finished):

@@ -42,8 +42,9 @@ from alexnet_sweep import tracking
 from alexnet_sweep.callbacks import EpochMetricsLogger
 from alexnet_sweep.config import register_configs, validate
 from alexnet_sweep.data import load_splits
+from alexnet_sweep.model import compiled_model
+from alexnet_sweep.optimizer import build_optimizer
 from alexnet_sweep.precision import POLICIES, cpu_flags, gpu_capabilities, resolve_precision
-from alexnet_sweep.train import compiled_model, make_optimizer
 
 log = logging.getLogger(__name__)
 _IMPORTED_AT = time.perf_counter()  # where /proc is missing, the bench's clock starts here
@@ -167,7 +168,7 @@ def our_pipelines(cfg: DictConfig) -> Pipelines:
 def our_model(cfg: DictConfig, pipelines: Pipelines) -> keras.Model:
     """The job's model under `cfg.precision`, compiled as `alexnet_sweep.train.run` compiles it."""
     return compiled_model(
-        cfg, make_optimizer(cfg.optimizer), image_shape=pipelines.image_shape, num_classes=pipelines.num_classes
+        cfg, build_optimizer(cfg.optimizer), image_shape=pipelines.image_shape, num_classes=pipelines.num_classes
     )
 
 

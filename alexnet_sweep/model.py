@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 from keras import layers
 
 from alexnet_sweep.architecture import CONV_BLOCKS, POOL_SIZE, POOL_STRIDES
+from alexnet_sweep.precision import apply_precision
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 def build_model(
@@ -64,3 +69,33 @@ def build_model(
     # float32 output keeps the softmax numerically safe under any mixed-precision policy.
     model_layers.append(layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions"))
     return keras.Sequential(model_layers, name=name)
+
+
+def compiled_model(
+    cfg: DictConfig,
+    optimizer: keras.optimizers.Optimizer,
+    *,
+    image_shape: tuple[int | None, int | None, int],
+    num_classes: int,
+) -> keras.Model:
+    """Builds the job's model under `cfg.precision` and compiles it with the job's loss, metrics and XLA setting.
+
+    Call it after `keras.backend.clear_session`, which resets Keras' dtype policy to float32.
+    """
+    apply_precision(cfg.precision)
+    model = build_model(
+        name=cfg.model.name,
+        input_size=cfg.model.input_size,
+        dense_units=list(cfg.model.dense_units),
+        dropout=cfg.model.dropout,
+        bn_momentum=cfg.model.bn_momentum,
+        image_shape=image_shape,
+        num_classes=num_classes,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels
+        metrics=["accuracy"],
+        jit_compile=cfg.jit_compile,  # "auto": Keras' choice (XLA on GPUs, not on CPU-only machines)
+    )
+    return model

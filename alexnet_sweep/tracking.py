@@ -36,6 +36,7 @@ TAG_SUPERSEDED_BY = "sweep.superseded_by"  # an unfinished run that a rerun of i
 TAG_REUSED_RUNS = "sweep.reused_runs"  # on a parent: FINISHED runs of other sweeps its skipped jobs stand for
 _SERVER_TIMEOUT_S = 5
 MAX_RUN_NAME = 250  # characters: the runs.name column of MLflow's SQL stores
+SEARCH_PAGE = 1000  # runs per page of a search: the most MLflow's stores return at once
 
 
 def connect(tracking_uri: str) -> MlflowClient:
@@ -233,6 +234,36 @@ def start_sweep_run(client: MlflowClient, experiment_name: str, name: str, tags:
     experiment = get_or_create_experiment(client, experiment_name)
     run = client.create_run(experiment, run_name=name, tags={**source_tags(), **tags})
     return run.info.run_id
+
+
+def search_all_runs(
+    client: MlflowClient, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
+) -> list[Run]:
+    """Every run a search matches, page after page (`MlflowClient.search_runs` returns one page of at most 1,000).
+
+    Args:
+        client: A client of the store.
+        experiment_ids: The experiments to search.
+        filter_string: An MLflow search filter, e.g. "tags.`sweep.config_hash` = 'abc'".
+        order_by: MLflow order-by clauses.
+
+    Returns:
+        All matching runs, in the requested order.
+    """
+    runs: list[Run] = []
+    page_token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids,
+            filter_string=filter_string,
+            order_by=order_by,
+            max_results=SEARCH_PAGE,
+            page_token=page_token,
+        )
+        runs.extend(page)
+        page_token = page.token
+        if not page_token:
+            return runs
 
 
 def child_runs(client: MlflowClient, parent_run: Run) -> list[Run]:

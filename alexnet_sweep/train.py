@@ -18,17 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 from alexnet_sweep import callbacks, checkpoint, plots, resume, tracking
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
-from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.gpu import configure_gpus
 from alexnet_sweep.interrupt import DeferredInterrupt
-from alexnet_sweep.model import build_model
-from alexnet_sweep.precision import apply_precision
+from alexnet_sweep.model import compiled_model
+from alexnet_sweep.optimizer import build_optimizer
 from alexnet_sweep.redact import redact
 from alexnet_sweep.resume import Plan
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 PREDICTION_IMAGES = 16
 TAG_GPUS = "gpus"  # the GPUs the job's TensorFlow saw, e.g. `1 (CUDA_VISIBLE_DEVICES=3)`: one per trial under Ray
 
@@ -41,20 +39,6 @@ class JobResult:
     experiment_id: str
     metrics: dict[str, float]
     plan: Plan = Plan("start")
-
-
-def make_optimizer(optimizer: DictConfig) -> keras.optimizers.Optimizer:
-    """Builds the Keras optimizer named by `optimizer.name`; its other keys are the optimizer's arguments.
-
-    Raises:
-        UserInputError: If Keras rejects an argument (e.g. `optimizer.momentum=2`).
-    """
-    kwargs = {key: value for key, value in optimizer.items() if key not in ("name", "lr")}
-    try:
-        return OPTIMIZERS[optimizer.name](learning_rate=optimizer.lr, **kwargs)
-    except (ValueError, TypeError) as err:
-        settings = " ".join(f"optimizer.{key}={value}" for key, value in kwargs.items())
-        raise UserInputError(f"{settings}: Keras rejects them: {err}") from None
 
 
 def run(
@@ -102,7 +86,7 @@ def run(
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
     # Before the data pipeline: tf.data's shuffle order depends on the global seed at the time it is built.
     keras.utils.set_random_seed(cfg.seed)
-    optimizer = make_optimizer(cfg.optimizer)
+    optimizer = build_optimizer(cfg.optimizer)
     splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
     model = compiled_model(cfg, optimizer, image_shape=splits.image_shape, num_classes=len(splits.class_names))
@@ -144,36 +128,6 @@ def run(
             _log_model(model, splits)
     final = {key: values[-1] for key, values in curves.items() if values}
     return JobResult(active.info.run_id, experiment_id, {**final, **test_metrics}, plan)
-
-
-def compiled_model(
-    cfg: DictConfig,
-    optimizer: keras.optimizers.Optimizer,
-    *,
-    image_shape: tuple[int | None, int | None, int],
-    num_classes: int,
-) -> keras.Model:
-    """Builds the job's model under `cfg.precision` and compiles it with the job's loss, metrics and XLA setting.
-
-    Call it after `keras.backend.clear_session`, which resets Keras' dtype policy to float32.
-    """
-    apply_precision(cfg.precision)
-    model = build_model(
-        name=cfg.model.name,
-        input_size=cfg.model.input_size,
-        dense_units=list(cfg.model.dense_units),
-        dropout=cfg.model.dropout,
-        bn_momentum=cfg.model.bn_momentum,
-        image_shape=image_shape,
-        num_classes=num_classes,
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels
-        metrics=["accuracy"],
-        jit_compile=cfg.jit_compile,  # "auto": Keras' choice (XLA on GPUs, not on CPU-only machines)
-    )
-    return model
 
 
 def _supersede(client: MlflowClient, plan: Plan, replacement_run_id: str) -> None:

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.nodes import FloatNode, StringNode
 
 from alexnet_sweep.architecture import min_input_size
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.gpu import check_setting as check_gpu_memory
 from alexnet_sweep.precision import SETTINGS as PRECISION_SETTINGS
+
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # a Python import path: package.module.Name
 
 
 @dataclass
@@ -29,6 +33,7 @@ class DatasetConfig:
     val_split: str = MISSING
     test_split: str = MISSING
     data_dir: str | None = None
+    builder_module: str | None = None
     download: bool = MISSING
     cache: bool = MISSING
     shuffle_buffer: int = MISSING
@@ -45,29 +50,19 @@ class ModelConfig:
     bn_momentum: float = MISSING
 
 
-@dataclass
-class OptimizerConfig:
-    """The `optimizer` group: what every optimizer has."""
+def _optimizer_schema() -> dict[str, Any]:
+    """The `optimizer` group's typed keys: what every optimizer has. A YAML adds the optimizer's own arguments.
 
-    name: str = MISSING
-    lr: float = MISSING
-
-
-@dataclass
-class AdamConfig(OptimizerConfig):
-    """`optimizer=adam`: Keras Adam's arguments."""
-
-    beta_1: float = MISSING
-    beta_2: float = MISSING
-    epsilon: float = MISSING
-
-
-@dataclass
-class SGDConfig(OptimizerConfig):
-    """`optimizer=sgd`: Keras SGD's arguments."""
-
-    momentum: float = MISSING
-    nesterov: bool = MISSING
+    The group is an open dict (`optimizer: dict[str, Any]` in `Config`) holding typed nodes for these three keys,
+    so `optimizer.lr=abc` is refused while composing and `beta_1`, `momentum`, ... need no schema. A dataclass
+    cannot be open without subclassing `Dict`, which OmegaConf deprecates (omegaconf#663). Hydra closes the node
+    after composing (struct mode), so an unknown key on the command line is refused unless added with `+`.
+    """
+    return {
+        "_target_": StringNode(MISSING),  # the Keras optimizer class, built by hydra.utils.instantiate
+        "name": StringNode(MISSING),  # ours: names the optimizer in params and reports
+        "lr": FloatNode(MISSING),  # ours: passed as learning_rate
+    }
 
 
 @dataclass
@@ -84,7 +79,7 @@ class Config:
 
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
-    optimizer: OptimizerConfig = MISSING
+    optimizer: dict[str, Any] = field(default_factory=_optimizer_schema)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     seed: int = MISSING
     epochs: int = MISSING
@@ -107,8 +102,6 @@ def register_configs() -> None:
     store.store(group="schema", name="config", node=Config)
     store.store(group="schema/dataset", name="base", node=DatasetConfig)
     store.store(group="schema/model", name="base", node=ModelConfig)
-    store.store(group="schema/optimizer", name="adam", node=AdamConfig)
-    store.store(group="schema/optimizer", name="sgd", node=SGDConfig)
 
 
 def _fail(key: str, value: Any, problem: str) -> UserInputError:
@@ -133,6 +126,13 @@ def validate(cfg: DictConfig) -> None:
     lr = cfg.optimizer.lr
     if not (math.isfinite(lr) and lr > 0):
         raise _fail("optimizer.lr", lr, "must be a positive number")
+    if not _DOTTED_NAME.fullmatch(cfg.optimizer._target_):
+        raise _fail("optimizer._target_", cfg.optimizer._target_, "must name a class, e.g. keras.optimizers.Adam")
+    if "learning_rate" in cfg.optimizer:
+        raise _fail("optimizer.learning_rate", cfg.optimizer.learning_rate, "set optimizer.lr instead")
+    module = cfg.dataset.builder_module
+    if module is not None and not _DOTTED_NAME.fullmatch(module):
+        raise _fail("dataset.builder_module", module, "must be a module name, e.g. my_datasets.builders")
     for key in ("epochs", "batch_size"):
         if cfg[key] < 1:
             raise _fail(key, cfg[key], "must be at least 1")

@@ -6,6 +6,7 @@ model's first layers. Only variable-size images (Imagenette) are resized here, o
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -19,7 +20,6 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from omegaconf import DictConfig
 
-from alexnet_sweep import shapes  # noqa: F401  (registers the `shapes` TFDS builder)
 from alexnet_sweep.errors import UserInputError, first_line
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
     """Loads the configured TFDS splits and wraps them in tf.data pipelines.
 
     Args:
-        dataset: The `dataset` config group (TFDS name, split strings, data_dir, download, cache, shuffle_buffer).
+        dataset: The `dataset` config group (TFDS name, split strings, data_dir, builder_module, download, cache,
+            shuffle_buffer).
         batch_size: Examples per batch.
         seed: Seeds the train shuffle: with the epoch number it fixes the data order of every epoch.
         image_size: Side to which variable-size images are resized before caching (fixed-size images are kept
@@ -67,9 +68,10 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
         The train (shuffled per epoch), val and test pipelines, yielding (uint8 images, int64 labels) batches.
 
     Raises:
-        UserInputError: If the dataset is unknown or cannot be obtained, or TFDS rejects a split string (also
-            one that selects nothing).
+        UserInputError: If the builder module cannot be imported, the dataset is unknown or cannot be obtained,
+            or TFDS rejects a split string (also one that selects nothing).
     """
+    import_builder_module(dataset)
     builder = _builder(dataset)
     raw = _load_raw(dataset, builder)
     image_shape = tuple(builder.info.features["image"].shape)
@@ -99,14 +101,58 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
     )
 
 
+def import_builder_module(dataset: DictConfig) -> None:
+    """Imports `dataset.builder_module`, if set: defining a TFDS builder class registers it under its name.
+
+    Args:
+        dataset: The `dataset` config group.
+
+    Raises:
+        UserInputError: If the module cannot be found, fails to import, or is a plain module outside a package
+            (TFDS cannot use a builder there); one line naming `dataset.builder_module` and its value.
+    """
+    module = dataset.builder_module
+    if module is None:
+        return
+    try:
+        importlib.import_module(module)
+        top = importlib.import_module(module.split(".")[0])
+    except ModuleNotFoundError as err:
+        if err.name is not None and (module == err.name or module.startswith(f"{err.name}.")):
+            raise UserInputError(
+                f"dataset.builder_module={module!r}: no such module; put the folder that holds it on PYTHONPATH "
+                "or install its package"
+            ) from None
+        raise _import_failed(module, err) from err
+    except Exception as err:  # the user's module: any error it raises while importing is theirs to fix
+        raise _import_failed(module, err) from err
+    # TFDS reads a builder's files relative to its top-level package, and fails with a TypeError on a plain module.
+    if top.__spec__ is None or top.__spec__.submodule_search_locations is None:
+        raise UserInputError(
+            f"dataset.builder_module={module!r}: a plain module, but TFDS needs a builder inside a package; "
+            f"move {module}.py to {module}/__init__.py"
+        )
+
+
+def _import_failed(module: str, err: Exception) -> UserInputError:
+    return UserInputError(
+        f"dataset.builder_module={module!r}: importing it failed: {type(err).__name__}: {first_line(err)}"
+    )
+
+
 def _builder(dataset: DictConfig) -> tfds.core.DatasetBuilder:
     try:
         return tfds.builder(dataset.name, data_dir=dataset.data_dir)
     except tfds.core.registered.DatasetNotFoundError as err:
         hint = first_line(err)
+        if dataset.builder_module is not None:
+            raise UserInputError(
+                f"dataset.name={dataset.name!r}: not a TFDS dataset, and dataset.builder_module="
+                f"{dataset.builder_module!r} registers no builder of that name ({hint})"
+            ) from None
         raise UserInputError(
-            f"dataset.name={dataset.name!r}: not a TFDS dataset ({hint}); "
-            "pick dataset=cifar10|imagenette|shapes or another name from tfds.list_builders()"
+            f"dataset.name={dataset.name!r}: not a TFDS dataset ({hint}); pick dataset=cifar10|imagenette|shapes, "
+            "another name from tfds.list_builders(), or set dataset.builder_module to the module of your own builder"
         ) from None
 
 

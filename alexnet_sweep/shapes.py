@@ -4,6 +4,9 @@ It has cifar10's feature spec (`image` uint8 32x32x3, `label` with 10 classes) a
 `test`), so every code path that loads cifar10 loads `shapes` the same way, with no network. Each image is one
 filled geometric shape of random position, size and colours on a random background with pixel noise; the class is
 the shape, so a model has to learn form, not colour.
+
+`conf/dataset/shapes.yaml` names this module as its `builder_module`, which the data module imports before asking
+TFDS for the builder: the same way a user's own dataset is plugged in.
 """
 
 from __future__ import annotations

@@ -10,10 +10,37 @@ from alexnet_sweep import data, shapes
 from alexnet_sweep.data import load_splits
 from alexnet_sweep.errors import UserInputError
 
+# A user's own dataset: a TFDS builder in a module outside the package, registered when data.py imports it.
+USER_BUILDER = """
+import numpy as np
+import tensorflow_datasets as tfds
+
+
+class {class_name}(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {{"image": tfds.features.Image(shape=(8, 8, 3)), "label": tfds.features.ClassLabel(names=["a", "b"])}}
+            ),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {{"train": self._generate_examples(0, 24), "test": self._generate_examples(1, 8)}}
+
+    def _generate_examples(self, seed, count):
+        rng = np.random.default_rng(seed)
+        for index in range(count):
+            yield index, {{"image": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "label": index % 2}}
+"""
+
 
 def dataset_cfg(name="shapes", data_dir=None, **overrides):
     cfg = {
         "name": name,
+        "builder_module": "alexnet_sweep.shapes" if name == "shapes" else None,
         "train_split": "train[:80%]",
         "val_split": "train[80%:]",
         "test_split": "test",
@@ -156,6 +183,53 @@ def test_unreachable_download_host_fails_in_seconds(tmp_path, monkeypatch):
         load_splits(dataset_cfg("cifar10", data_dir=tmp_path), batch_size=8, seed=0, image_size=67)
     assert probed == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
     assert not (tmp_path / "downloads").exists(), "nothing was downloaded"
+
+
+def test_the_builder_module_is_imported_before_tfds_is_asked(tmp_path, monkeypatch):
+    (tmp_path / "user_datasets_for_test_data").mkdir()
+    (tmp_path / "user_datasets_for_test_data" / "__init__.py").write_text(USER_BUILDER.format(class_name="UserPairs"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "user_pairs" not in tfds.list_builders(with_community_datasets=False), "registered only once imported"
+    cfg = dataset_cfg("user_pairs", data_dir=tmp_path / "tfds", builder_module="user_datasets_for_test_data")
+    splits = load_splits(cfg, batch_size=8, seed=0, image_size=67)
+    assert splits.sizes == {"train_split": 19, "val_split": 5, "test_split": 8}
+    assert (splits.class_names, splits.image_shape) == (["a", "b"], (8, 8, 3))
+
+
+@pytest.mark.parametrize(
+    ("source", "module", "message"),
+    [
+        (None, "no_such_datasets_module",
+         "dataset.builder_module='no_such_datasets_module': no such module; put the folder that holds it on "
+         "PYTHONPATH or install its package"),
+        ("import no_such_dependency\n", "needs_a_missing_dependency",
+         "dataset.builder_module='needs_a_missing_dependency': importing it failed: ModuleNotFoundError: No module "
+         "named 'no_such_dependency'"),
+        ("raise RuntimeError('bad builder\\nsecond line')\n", "raises_on_import",
+         "dataset.builder_module='raises_on_import': importing it failed: RuntimeError: bad builder"),
+        ("", "plain_module_not_a_package",
+         "dataset.builder_module='plain_module_not_a_package': a plain module, but TFDS needs a builder inside a "
+         "package; move plain_module_not_a_package.py to plain_module_not_a_package/__init__.py"),
+    ],
+)  # fmt: skip
+def test_a_builder_module_that_cannot_be_imported_is_one_line(tmp_path, monkeypatch, source, module, message):
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserInputError) as caught:
+        load_splits(dataset_cfg("user_pairs", builder_module=module), batch_size=8, seed=0, image_size=67)
+    assert str(caught.value) == message
+
+
+def test_a_builder_module_without_the_named_builder_says_so():
+    cfg = dataset_cfg("shapez", builder_module="alexnet_sweep.shapes")
+    with pytest.raises(UserInputError) as caught:
+        load_splits(cfg, batch_size=8, seed=0, image_size=67)
+    assert str(caught.value).startswith(
+        "dataset.name='shapez': not a TFDS dataset, and dataset.builder_module='alexnet_sweep.shapes' registers no "
+        "builder of that name"
+    )
+    assert "\n" not in str(caught.value)
 
 
 def test_host_probe_reports_a_closed_port():

@@ -11,3 +11,7 @@ class UserInputError(Exception):
 def first_line(err: BaseException) -> str:
     """Returns the first line of an exception's message, whitespace collapsed: the cause shown to the user."""
     return " ".join(str(err).strip().split("\n", 1)[0].split())
+
+
+class JobLost(Exception):
+    """A job that never reported back because its process died or its launcher dropped it; the message says why."""

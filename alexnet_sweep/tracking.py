@@ -21,19 +21,12 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
+from alexnet_sweep import names
 from alexnet_sweep.errors import UserInputError, first_line
 from alexnet_sweep.redact import has_credentials, install_on_mlflow_logger, redact
 
 log = logging.getLogger(__name__)
 
-# Makes the MLflow UI open the experiment as model training (runs table) rather than as a GenAI app.
-_EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-TAG_OVERRIDES = "overrides"
-TAG_JOB_NUM = "sweep.job_num"
-TAG_SWEEP_DIR = "sweep.dir"
-TAG_ERROR = "error"
-TAG_SUPERSEDED_BY = "sweep.superseded_by"  # an unfinished run that a rerun of its job replaced
-TAG_REUSED_RUNS = "sweep.reused_runs"  # on a parent: FINISHED runs of other sweeps its skipped jobs stand for
 _SERVER_TIMEOUT_S = 5
 MAX_RUN_NAME = 250  # characters: the runs.name column of MLflow's SQL stores
 SEARCH_PAGE = 1000  # runs per page of a search: the most MLflow's stores return at once
@@ -118,7 +111,7 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, tags=_EXPERIMENT_KIND)
+            return client.create_experiment(name, tags=names.EXPERIMENT_KIND)
         except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
             experiment = client.get_experiment_by_name(name)
     if experiment.lifecycle_stage == "deleted":
@@ -187,15 +180,15 @@ def job_run(
     Yields:
         The active run.
     """
-    all_tags = {"model": cfg.model.name, "dataset": cfg.dataset.name, **source_tags(), **(tags or {})}
+    all_tags = {names.TAG_MODEL: cfg.model.name, names.TAG_DATASET: cfg.dataset.name, **source_tags(), **(tags or {})}
     if run_id is None:
         started = mlflow.start_run(
             experiment_id=experiment_id, run_name=run_name(cfg), parent_run_id=parent_run_id, tags=all_tags
         )
     else:
         started = mlflow.start_run(run_id=run_id, tags=all_tags)
-        if TAG_ERROR in started.data.tags:  # the cause of an earlier attempt; its error.txt artifact stays
-            MlflowClient().delete_tag(run_id, TAG_ERROR)
+        if names.TAG_ERROR in started.data.tags:  # the cause of an earlier attempt; its error.txt artifact stays
+            MlflowClient().delete_tag(run_id, names.TAG_ERROR)
     with started as run:
         try:
             log_params_once(flatten_params(cfg))
@@ -204,7 +197,7 @@ def job_run(
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
             raise
         except (Exception, SystemExit) as err:  # SystemExit: code inside the job may call sys.exit
-            mlflow.set_tag(TAG_ERROR, one_line(err))
+            mlflow.set_tag(names.TAG_ERROR, one_line(err))
             mlflow.log_text(traceback.format_exc(), "error.txt")
             raise  # mlflow.start_run's context ends the run FAILED
 
@@ -227,13 +220,6 @@ def one_line(err: BaseException) -> str:
     """Returns `Type: first line of the message`, the cause shown in tags and summaries."""
     message = first_line(err)
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
-
-
-def start_sweep_run(client: MlflowClient, experiment_name: str, name: str, tags: Mapping[str, str]) -> str:
-    """Creates the RUNNING parent run of a sweep (without activating it) and returns its id."""
-    experiment = get_or_create_experiment(client, experiment_name)
-    run = client.create_run(experiment, run_name=name, tags={**source_tags(), **tags})
-    return run.info.run_id
 
 
 def search_all_runs(
@@ -268,20 +254,32 @@ def search_all_runs(
 
 def child_runs(client: MlflowClient, parent_run: Run) -> list[Run]:
     """Returns the job runs of a sweep's parent run, oldest first (without runs a rerun replaced)."""
-    runs = client.search_runs(
+    runs = search_all_runs(
+        client,
         [parent_run.info.experiment_id],
         filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run.info.run_id}'",
         order_by=["attributes.start_time ASC"],
     )
-    return [run for run in runs if TAG_SUPERSEDED_BY not in run.data.tags]
+    return [run for run in runs if names.TAG_SUPERSEDED_BY not in run.data.tags]
 
 
 def sweep_runs(client: MlflowClient, parent_run: Run) -> list[Run]:
     """The job runs of a sweep: its children, then the runs of other sweeps that its skipped jobs reused."""
     runs = child_runs(client, parent_run)
     known = {run.info.run_id for run in runs}
-    for run_id in parent_run.data.tags.get(TAG_REUSED_RUNS, "").split():
+    for run_id in parent_run.data.tags.get(names.TAG_REUSED_RUNS, "").split():
         if run_id not in known:
             runs.append(client.get_run(run_id))
             known.add(run_id)
     return runs
+
+
+def ui_hint(tracking_uri: str, experiment_id: str) -> str:
+    """Says how to see an experiment's runs in the MLflow UI, from any working directory."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return redact(f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs")
+    tracking_uri = redact(absolute_uri(tracking_uri, Path.cwd()))
+    return (
+        f"python -m mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000 (or make ui "
+        f"in the repo), then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    )

@@ -27,12 +27,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig
 
 from alexnet_sweep import shapes  # noqa: F401  (registers the TFDS builder)
-from alexnet_sweep.config import register_configs
-from alexnet_sweep.postgres import LocalPostgres
-from hydra_plugins.alexnet_sweep_launchers.launchers import register_launchers
+from alexnet_sweep.plugins import register
+from alexnet_sweep.server.postgres import LocalPostgres
 
-register_configs()
-register_launchers()
+register()
 
 
 @pytest.fixture(scope="session")

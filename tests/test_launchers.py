@@ -4,12 +4,14 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
 from hydra.utils import get_class
 
 from alexnet_sweep import launching
 from alexnet_sweep.errors import UserInputError
 
-OURS = "hydra_plugins.alexnet_sweep_launchers.launchers"
+OURS = "hydra_plugins.alexnet_sweep_plugins"
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
 
 
@@ -21,13 +23,12 @@ def hydra_config(*overrides):
 @pytest.mark.parametrize(
     ("launcher", "target", "keys"),
     [
-        ("joblib", f"{OURS}.JoblibLauncher", {"n_jobs": 2, "batch_size": 1}),
-        ("ray_local", f"{OURS}.RayLauncher", {"ray.init.address": "local", "ray.remote.num_gpus": "auto",
-                                              "ray.remote.num_cpus": 1, "ray.remote.max_retries": 0}),
-        ("ray", f"{OURS}.RayLauncher", {"ray.init.address": "auto", "ray.remote.max_retries": 0}),
-        ("slurm", f"{SUBMITIT}.SlurmLauncher", {"partition": None, "gpus_per_node": 1, "timeout_min": 240,
-                                                "array_parallelism": 16}),
-        ("submitit_local", f"{SUBMITIT}.LocalLauncher", {"gpus_per_node": 0, "timeout_min": 60}),
+        # One key each where our default differs from the plugin's own config of the same name: ours is in effect.
+        ("joblib", JOBLIB, {"n_jobs": 2}),
+        ("ray_local", f"{OURS}.ray_launcher.RayLauncher", {"ray.init.address": "local", "ray.remote.num_gpus": "auto"}),
+        ("ray", f"{OURS}.ray_launcher.RayLauncher", {"ray.init.address": "auto", "ray.remote.max_retries": 0}),
+        ("slurm", f"{SUBMITIT}.SlurmLauncher", {"timeout_min": 240}),
+        ("submitit_local", f"{SUBMITIT}.LocalLauncher", {}),
     ],
 )  # fmt: skip
 def test_each_launcher_config_composes_with_its_keys(launcher, target, keys):
@@ -49,9 +50,12 @@ def test_keys_the_plugins_leave_out_are_set_without_plus():
     assert hydra.launcher.ray.remote.num_gpus == 0.5
 
 
-def test_our_launchers_are_registered_with_hydra():
-    names = {f"{cls.__module__}.{cls.__name__}" for cls in Plugins.instance().discover(Launcher)}
-    assert {f"{OURS}.JoblibLauncher", f"{OURS}.RayLauncher"} <= names
+def test_our_sweeper_and_ray_launcher_are_registered_with_hydra():
+    launchers = {f"{cls.__module__}.{cls.__name__}" for cls in Plugins.instance().discover(Launcher)}
+    sweepers = {f"{cls.__module__}.{cls.__name__}" for cls in Plugins.instance().discover(Sweeper)}
+    assert f"{OURS}.ray_launcher.RayLauncher" in launchers
+    assert f"{OURS}.sweeper.GridSweeper" in sweepers
+    assert hydra_config().sweeper._target_ == f"{OURS}.sweeper.GridSweeper", "the default sweeper is ours"
 
 
 def test_a_missing_plugin_names_the_extra_to_install(monkeypatch):
@@ -59,7 +63,7 @@ def test_a_missing_plugin_names_the_extra_to_install(monkeypatch):
     with pytest.raises(UserInputError) as caught:
         launching.check_plugin_installed(hydra_config("hydra/launcher=ray_local").launcher)
     assert str(caught.value) == (
-        f"hydra.launcher._target_='{OURS}.RayLauncher': its Hydra plugin is not installed; "
+        f"hydra.launcher._target_='{OURS}.ray_launcher.RayLauncher': its Hydra plugin is not installed; "
         "pip install 'alexnet-sweep[ray]'"
     )
 

@@ -1,59 +1,73 @@
-"""Resume and epoch-prefix sharing inside one process: which runs a job skips, continues or starts from."""
+"""Resume and epoch-prefix sharing inside one process: the plans a sweep makes, and jobs that follow them."""
 
 import h5py
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from alexnet_sweep import callbacks, checkpoint, resume, tracking, train
+from alexnet_sweep import callbacks, checkpoint, names, tracking, train
+from alexnet_sweep.sweep import parent as sweep_parent
+from alexnet_sweep.sweep.plan import plan_jobs, saved_state, share_from_sibling
+
+pytestmark = pytest.mark.slow  # the jobs here train (seconds each)
 
 TINY_MODEL = ["model.dense_units=[32,32]"]  # checkpoints of a few MB instead of 200
 
 
 @pytest.fixture
-def sweep_cfg(make_cfg, tiny_overrides, tmp_path):
-    """Composes a job of a sweep whose checkpoints go under tmp_path."""
-
-    def make(*overrides):
-        return make_cfg(*tiny_overrides, *TINY_MODEL, f"checkpoint_dir={tmp_path / 'checkpoints'}", *overrides)
-
-    return make
-
-
-@pytest.fixture
-def parent(store):
+def sweep(make_cfg, tiny_overrides, tmp_path, store):
+    """A sweep's parent run, and `job(*overrides)` that plans a job of it and runs it with its plan."""
     client = tracking.connect(store)
-    return tracking.start_sweep_run(client, "smoke", name="sweep", tags={})
+    experiment_id = tracking.get_or_create_experiment(client, "smoke")
+    parent_run_id = sweep_parent.open_parent(
+        client, experiment_id, grid="g", resume=True, overrides=[], sweep_dir=tmp_path
+    )
+    checkpoints = tmp_path / "checkpoints"
+
+    def plan(cfg):
+        params = tracking.flatten_params(cfg)
+        [made] = plan_jobs(client, experiment_id, [params], parent_run_id=parent_run_id, resume=cfg.resume,
+                           checkpoint_root=checkpoints)  # fmt: skip
+        return share_from_sibling(client, experiment_id, params, made) if cfg.share_epochs else made
+
+    def job(*overrides):
+        cfg = make_cfg(*tiny_overrides, *TINY_MODEL, *overrides)
+        made = plan(cfg)
+        return made, train.run(cfg, parent_run_id=parent_run_id, plan=made)
+
+    job.plan = lambda *overrides: plan(make_cfg(*tiny_overrides, *TINY_MODEL, *overrides))
+    job.parent = lambda: client.get_run(parent_run_id)
+    return job
 
 
-def weights_of(run, client):
-    state = resume.saved_state(client.get_run(run.run_id))
+def weights_of(run_id, client):
+    state = saved_state(client.get_run(run_id))
     with h5py.File(state.weights) as file:
         arrays = []
         file.visit(lambda name: arrays.append(np.array(file[name])) if isinstance(file[name], h5py.Dataset) else None)
     return arrays
 
 
-def test_a_longer_job_starts_from_its_finished_sibling_and_ends_with_the_same_weights(sweep_cfg, parent, store):
+def test_a_longer_job_starts_from_its_finished_sibling_and_ends_with_the_same_weights(sweep, store):
     client = MlflowClient(store)
-    short = train.run(sweep_cfg("epochs=1"), parent_run_id=parent, in_sweep=True)
-    shared = train.run(sweep_cfg("epochs=3"), parent_run_id=parent, in_sweep=True)
-    scratch = train.run(
-        sweep_cfg("epochs=3", "share_epochs=false", "resume=false"), parent_run_id=parent, in_sweep=True
-    )
+    short_plan, short = sweep("epochs=1")
+    shared_plan, shared = sweep("epochs=3")
+    scratch_plan, scratch = sweep("epochs=3", "share_epochs=false", "resume=false")
 
-    assert (short.plan.action, shared.plan.action, scratch.plan.action) == ("start", "share", "start")
+    assert (short_plan.action, shared_plan.action, scratch_plan.action) == ("start", "share", "start")
+    assert shared_plan.run_id == short.run_id and shared_plan.state_epoch == 1
     shared_run = client.get_run(shared.run_id)
-    assert shared_run.data.tags[resume.TAG_CONTINUED_FROM] == short.run_id
-    assert shared_run.data.metrics["epochs_trained"] == 2
-    assert client.get_run(scratch.run_id).data.metrics["epochs_trained"] == 3
+    assert shared_run.data.tags[names.TAG_CONTINUED_FROM] == short.run_id
+    assert shared_run.data.metrics[names.EPOCHS_TRAINED] == 2
+    assert client.get_run(scratch.run_id).data.metrics[names.EPOCHS_TRAINED] == 3
     for key in ("loss", "val_accuracy"):
         history = client.get_metric_history(shared.run_id, key)
         assert [m.step for m in history] == [1, 2, 3]
         reference = [m.value for m in client.get_metric_history(scratch.run_id, key)]
         assert [m.value for m in history] == pytest.approx(reference, rel=1e-5)
-    for ours, theirs in zip(weights_of(shared, client), weights_of(scratch, client), strict=True):
+    for ours, theirs in zip(weights_of(shared.run_id, client), weights_of(scratch.run_id, client), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert sweep.plan("epochs=3").action == "skip", "a FINISHED run has this config now"
 
 
 def interrupt_after_epoch(monkeypatch, stop_epoch):
@@ -68,35 +82,36 @@ def interrupt_after_epoch(monkeypatch, stop_epoch):
     monkeypatch.setattr(callbacks.EpochMetricsLogger, "on_epoch_end", on_epoch_end)
 
 
-def test_a_killed_job_continues_in_its_own_run_from_its_last_epoch(sweep_cfg, parent, store, monkeypatch):
+def test_a_killed_job_continues_in_its_own_run_from_its_last_epoch(sweep, store, monkeypatch):
     client = MlflowClient(store)
     interrupt_after_epoch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        train.run(sweep_cfg("epochs=3", "resume=false"), parent_run_id=parent, in_sweep=True)
+        sweep("epochs=3", "resume=false")
     monkeypatch.undo()
-    [killed] = tracking.child_runs(client, client.get_run(parent))
+    [killed] = tracking.child_runs(client, sweep.parent())
     assert killed.info.status == "KILLED"
 
     # Bookkeeping keys may differ between attempts: the run keeps its first params (MLflow cannot change them).
-    result = train.run(sweep_cfg("epochs=3", "share_epochs=false"), parent_run_id=parent, in_sweep=True)
-    assert result.plan.action == "continue" and result.run_id == killed.info.run_id
-    assert result.plan.state.epoch == 2
+    made, result = sweep("epochs=3", "share_epochs=false")
+    assert (made.action, made.state_epoch, made.logged_epochs) == ("continue", 2, 2)
+    assert result.run_id == killed.info.run_id
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.params["resume"] == "False"
     assert [m.step for m in client.get_metric_history(result.run_id, "val_loss")] == [1, 2, 3]
-    assert run.data.metrics["epochs_trained"] == 3
+    assert run.data.metrics[names.EPOCHS_TRAINED] == 3
 
 
-def test_a_job_whose_checkpoint_is_gone_starts_over_and_replaces_its_run(sweep_cfg, parent, store, monkeypatch):
+def test_a_job_whose_checkpoint_is_gone_starts_over_and_replaces_its_run(sweep, store, monkeypatch):
     client = MlflowClient(store)
     interrupt_after_epoch(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        train.run(sweep_cfg("epochs=2"), parent_run_id=parent, in_sweep=True)
+        sweep("epochs=2")
     monkeypatch.undo()
-    [killed] = tracking.child_runs(client, client.get_run(parent))
-    checkpoint.remove(resume.saved_state(killed).directory)
+    [killed] = tracking.child_runs(client, sweep.parent())
+    checkpoint.remove(saved_state(killed).directory)
 
-    result = train.run(sweep_cfg("epochs=2"), parent_run_id=parent, in_sweep=True)
-    assert result.plan.action == "start" and result.run_id != killed.info.run_id
-    assert client.get_run(killed.info.run_id).data.tags[tracking.TAG_SUPERSEDED_BY] == result.run_id
-    assert [run.info.run_id for run in tracking.child_runs(client, client.get_run(parent))] == [result.run_id]
+    made, result = sweep("epochs=2")
+    assert made.action == "start" and made.supersedes == killed.info.run_id
+    assert result.run_id != killed.info.run_id
+    assert client.get_run(killed.info.run_id).data.tags[names.TAG_SUPERSEDED_BY] == result.run_id
+    assert [run.info.run_id for run in tracking.child_runs(client, sweep.parent())] == [result.run_id]

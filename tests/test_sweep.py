@@ -1,6 +1,73 @@
-"""Small pure helpers of the sweep glue (the sweeps themselves run in test_cli, test_parallel, test_server)."""
+"""The sweep's pure parts: the grid, its waves, names and durations (real sweeps run in test_cli and others)."""
 
-from alexnet_sweep.sweep import format_duration, sweep_run_name
+import pytest
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.sweep import grid
+from alexnet_sweep.sweep.parent import sweep_run_name
+from alexnet_sweep.sweep.summary import Row, format_duration, format_summary, progress
+
+
+@pytest.fixture
+def loader():
+    with initialize_config_module(config_module="alexnet_sweep.conf", version_base="1.3"):
+        yield GlobalHydra.instance().config_loader()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "points"),
+    [
+        (["epochs=1,2", "seed=3"], [["epochs=1", "seed=3"], ["epochs=2", "seed=3"]]),
+        (["seed=range(1,4)"], [["seed=1"], ["seed=2"], ["seed=3"]]),
+        (["seed=choice(7,8)"], [["seed=7"], ["seed=8"]]),
+        (["model=glob(*)"], [["model=alexnet8"], ["model=alexnet9"]]),
+        (["model=alexnet8,alexnet9", "epochs=1,2"],
+         [["model=alexnet8", "epochs=1"], ["model=alexnet8", "epochs=2"],
+          ["model=alexnet9", "epochs=1"], ["model=alexnet9", "epochs=2"]]),
+    ],
+)  # fmt: skip
+def test_the_grid_grammar_is_hydras(loader, arguments, points):
+    assert grid.expand(None, arguments, loader) == points
+
+
+def test_the_command_line_overrides_a_presets_grid_key_by_key(loader):
+    points = grid.expand({"optimizer.lr": "1e-3,1e-4", "epochs": "5,10"}, ["epochs=1"], loader)
+    assert points == [["optimizer.lr=0.001", "epochs=1"], ["optimizer.lr=0.0001", "epochs=1"]]
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("optimizer.lr=interval(1e-4,1e-3)", "optimizer.lr=interval(1e-4,1e-3): a grid lists values"),
+        ("seed=[1,", "sweep seed=[1,: "),
+    ],
+)
+def test_what_a_grid_cannot_list_is_one_line(loader, argument, message):
+    with pytest.raises(UserInputError) as caught:
+        grid.expand(None, [argument], loader)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def job(epochs, lr="1e-3"):
+    return grid.Job((f"optimizer.lr={lr}", f"epochs={epochs}"), {"optimizer.lr": lr, "epochs": str(epochs)})
+
+
+def test_shorter_siblings_run_in_an_earlier_wave():
+    jobs = [job(10), job(5), job(10, "1e-4"), job(5, "1e-4"), job(1, "1e-4")]
+    waves = [[j.overrides for j in wave] for wave in grid.in_waves(jobs)]
+    assert waves == [
+        [("optimizer.lr=1e-3", "epochs=5"), ("optimizer.lr=1e-4", "epochs=1")],
+        [("optimizer.lr=1e-3", "epochs=10"), ("optimizer.lr=1e-4", "epochs=5")],
+        [("optimizer.lr=1e-4", "epochs=10")],
+    ]
+
+
+def test_a_repeated_config_runs_once_and_refused_points_are_kept():
+    refused = grid.Job(("optimizer.lr=-1",), {}, refused="optimizer.lr=-1.0: must be a positive number")
+    jobs = grid.without_repeats([job(5), job(5), refused, refused, job(10)])
+    assert [j.overrides for j in jobs] == [job(5).overrides, refused.overrides, refused.overrides, job(10).overrides]
 
 
 def test_the_parent_run_is_named_by_what_the_sweep_varies():
@@ -18,3 +85,23 @@ def test_a_parent_run_name_fits_mlflows_250_characters_and_shows_no_credentials(
 
 def test_durations_read_like_a_clock():
     assert [format_duration(s) for s in (42, 185, 3725)] == ["42s", "3m05s", "1h02m"]
+
+
+def test_the_estimate_is_the_mean_job_times_the_jobs_left():
+    assert progress(65, [], 4) == "elapsed 1m05s"
+    assert progress(65, [10, 20], 4) == "elapsed 1m05s, about 1m00s left"
+
+
+def test_the_summary_shows_what_varies_best_first_and_why_jobs_failed():
+    rows = [
+        Row("optimizer.lr=1e-3 epochs=1 seed=4", "FINISHED", 0.5, 0.4),
+        Row("optimizer.lr=1e-4 epochs=1 seed=4", "FINISHED", 0.7, 0.6),
+        Row("optimizer.lr=-1 epochs=1 seed=4", "NOT STARTED", cause="optimizer.lr=-1.0: must be a positive number"),
+    ]
+    lines = format_summary(rows, where=["Sweep dir: x"]).splitlines()
+    assert lines[1].startswith("Sweep done: 2/3 jobs finished.")
+    assert lines[3].split() == ["*", "optimizer.lr=1e-4", "FINISHED", "0.7000", "0.6000"]
+    assert lines[4].split() == ["optimizer.lr=1e-3", "FINISHED", "0.5000", "0.4000"]
+    assert lines[5].split()[:2] == ["optimizer.lr=-1", "NOT"]
+    assert lines[6] == "    cause: optimizer.lr=-1.0: must be a positive number"
+    assert lines[-1] == "Sweep dir: x"

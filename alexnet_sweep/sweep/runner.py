@@ -1,0 +1,300 @@
+"""One sweep from start to end: compose the grid, open the parent run, plan and launch the jobs, summarize.
+
+`hydra_plugins.alexnet_sweep_plugins.sweeper.GridSweeper` (a thin class on Hydra's public `Sweeper`) hands the
+command line to `SweepRunner.run`. Everything a sweep promises lives here, whatever launcher runs the jobs:
+- every grid point is composed and checked before the first job starts (a bad point stops the sweep, exit 2);
+- a job is launched with its plan already made: FINISHED configs are skipped without being launched, unfinished
+  runs continue, longer jobs start from a shorter sibling's saved epochs (jobs run in waves by `epochs` so the
+  siblings have finished, under parallel launchers too);
+- a failing or lost job costs only itself; Ctrl-C or SIGTERM ends the runs KILLED, prints the summary, exit 130;
+- at the end the parent run gets the report and its final status, and the terminal the summary (exit 1 if a job
+  did not finish).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from alexnet_sweep import checkpoint, launching, names, tracking
+from alexnet_sweep.errors import JobLost, UserInputError, first_line
+from alexnet_sweep.redact import redact
+from alexnet_sweep.sweep import grid, parent, summary
+from alexnet_sweep.sweep.plan import Plan, grid_identity, plan_jobs, prefix_identity, share_from_sibling
+from alexnet_sweep.sweep.state import JobEntry, SweepFile
+
+log = logging.getLogger(__name__)
+
+
+class SweepRunner:
+    """Runs one sweep with a Hydra launcher.
+
+    Args:
+        config: The sweep's config (with its `hydra` node).
+        hydra_context: Hydra's context: its config loader composes the jobs.
+        launcher: The launcher that runs the jobs.
+        params: `hydra.sweeper.params`, overridden key by key by the command line.
+        max_batch_size: Jobs handed to the launcher at once (None: a whole wave; 1 for Hydra's default launcher,
+            which runs them one after the other anyway, so each job's plan sees every job before it).
+    """
+
+    def __init__(
+        self,
+        config: DictConfig,
+        hydra_context: HydraContext,
+        launcher: Launcher,
+        params: dict[str, str] | None,
+        max_batch_size: int | None,
+    ) -> None:
+        self.config = config
+        self.loader = hydra_context.config_loader
+        self.launcher = launcher
+        self.params = params
+        self.max_batch_size = max_batch_size
+        self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        self.started_at = time.time()
+        self.seconds_per_job: list[float] = []
+        self.causes: dict[int, str] = {}  # job number -> why it failed or was lost
+        self.finished: set[int] = set()
+
+    def run(self, arguments: Sequence[str]) -> list[JobReturn]:
+        """Runs the sweep of `arguments` (the command line's overrides); exits 1 if a job failed, 2 on bad input."""
+        try:
+            preflight = getattr(self.launcher, "preflight", None)
+            if preflight is not None:
+                preflight()  # e.g. Ray: GPUs no node has fail now, not never
+            points = grid.expand(self.params, arguments, self.loader)
+            jobs = grid.without_repeats(grid.compose(self.config, points, self.loader))
+            self.client = tracking.connect(tracking.absolute_uri(self.config.mlflow.tracking_uri, Path.cwd()))
+            self.experiment_id = tracking.get_or_create_experiment(self.client, self.config.mlflow.experiment_name)
+        except UserInputError as err:
+            log.error("%s", err)
+            sys.exit(2)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        waves = grid.in_waves(jobs)
+        self.jobs = [job for wave in waves for job in wave]
+        self.wave_of = [index for index, wave in enumerate(waves) for _ in wave]
+        runnable = [job.params for job in self.jobs if job.refused is None]
+        self.parent_run_id = parent.open_parent(
+            self.client, self.experiment_id, grid=grid_identity(runnable), resume=self.config.resume,
+            overrides=list(self.config.hydra.overrides.task), sweep_dir=self.sweep_dir,
+        )  # fmt: skip
+        try:
+            returns = self._launch_all()
+        except KeyboardInterrupt:
+            self._end(status="KILLED")
+            print("Run the same command again to resume: finished jobs are skipped, the interrupted one continues.")
+            sys.exit(130)
+        except Exception as err:
+            log.error("The sweep stopped: %s", redact(tracking.one_line(err)))
+            log.debug("Traceback", exc_info=True)
+            self._end(status="FAILED", cause=f"the sweep stopped: {tracking.one_line(err)}")
+            sys.exit(1)
+        if self._end() != "FINISHED":
+            sys.exit(1)
+        return returns
+
+    def _launch_all(self) -> list[JobReturn]:
+        self.plans = self._plan()
+        self.file = SweepFile(
+            tracking_uri=tracking.absolute_uri(self.config.mlflow.tracking_uri, Path.cwd()),
+            experiment_id=self.experiment_id,
+            experiment_name=self.config.mlflow.experiment_name,
+            parent_run_id=self.parent_run_id,
+            num_jobs=len(self.jobs),
+        )
+        log.info("Sweep of %d jobs into MLflow experiment %r, parent run %s; outputs in %s", len(self.jobs),
+                 self.file.experiment_name, self.parent_run_id, _shown(self.sweep_dir))  # fmt: skip
+        returns: list[JobReturn] = []
+        for batch in self._batches():
+            returns += self._launch(batch)
+            self._release_checkpoints()
+        return returns
+
+    def _plan(self) -> dict[int, Plan]:
+        """Plans every job once: skipped (FINISHED before), continued (unfinished in this sweep), or started."""
+        numbered = [(num, job) for num, job in enumerate(self.jobs) if job.refused is None]
+        checkpoint_root = Path(self.config.checkpoint_dir).resolve()
+        made = plan_jobs(
+            self.client, self.experiment_id, [job.params for _, job in numbered], parent_run_id=self.parent_run_id,
+            resume=self.config.resume, checkpoint_root=checkpoint_root,
+        )  # fmt: skip
+        plans = {num: plan for (num, _), plan in zip(numbered, made, strict=True)}
+        skipped = [num for num, plan in plans.items() if plan.action == "skip"]
+        continued = [plan for plan in plans.values() if plan.action == "continue"]
+        if skipped or continued:
+            epochs = ", ".join(f"epoch {plan.state_epoch}" for plan in continued)
+            log.info(
+                "Resume: %d of %d jobs have a FINISHED run (skipped), %d continue an unfinished run%s, %d start "
+                "(resume=false runs them all again)", len(skipped), len(plans), len(continued),
+                f" (from {epochs})" if continued else "", len(plans) - len(skipped) - len(continued),
+            )  # fmt: skip
+        for num in skipped:
+            log.info("%s %s: %s", self._label(num), self._overrides(num), plans[num].describe())
+            if plans[num].supersedes:
+                self.client.set_tag(plans[num].supersedes, names.TAG_SUPERSEDED_BY, plans[num].run_id)
+                self.client.set_terminated(plans[num].supersedes, "KILLED")
+        for num, job in enumerate(self.jobs):
+            if job.refused is not None:
+                self.causes[num] = job.refused
+                log.error("%s %s: not started: %s", self._label(num), self._overrides(num), job.refused)
+        return plans
+
+    def _batches(self) -> list[list[int]]:
+        """The job numbers to launch: consecutive jobs of one wave (a launcher numbers a batch consecutively)."""
+        batches: list[list[int]] = []
+        for num in range(len(self.jobs)):
+            if num not in self.plans or self.plans[num].action == "skip":
+                continue
+            last = batches[-1] if batches else None
+            if (
+                last is not None
+                and last[-1] == num - 1
+                and self.wave_of[num] == self.wave_of[last[-1]]
+                and (self.max_batch_size is None or len(last) < self.max_batch_size)
+            ):
+                last.append(num)
+            else:
+                batches.append([num])
+        return batches
+
+    def _launch(self, batch: list[int]) -> list[JobReturn]:
+        for num in batch:
+            if self.jobs[num].params.get("share_epochs") == "True":
+                self.plans[num] = share_from_sibling(self.client, self.experiment_id, self.jobs[num].params,
+                                                     self.plans[num])  # fmt: skip
+            left = sum(1 for n, plan in self.plans.items() if plan.action != "skip" and n >= num)
+            progress = summary.progress(time.time() - self.started_at, self.seconds_per_job, left)
+            self.file.jobs[str(num)] = JobEntry(self.plans[num], progress)
+        self.file.save(self.sweep_dir)
+        started = time.monotonic()
+        lost = None
+        try:
+            returns = list(self.launcher.launch([list(self.jobs[num].overrides) for num in batch], batch[0]))
+        except Exception as err:  # the launcher itself failed, e.g. joblib when a worker process died
+            lost = f"the launcher lost its jobs ({type(err).__name__}: {first_line(err).split('. ')[0]})"
+            log.error("%s", lost)
+            returns = []
+        for num, job_return in zip(batch, returns, strict=False):
+            self._record(num, job_return)
+        for num in batch[len(returns) :]:
+            self.causes.setdefault(num, lost or "its launcher returned no result")
+        parent.end_running_children(
+            self.client, self.experiment_id, self.parent_run_id, status="FAILED",
+            causes={str(num): cause for num, cause in self.causes.items()},
+        )  # fmt: skip
+        self.seconds_per_job += [(time.monotonic() - started) / len(batch)] * len(batch)
+        return returns
+
+    def _record(self, num: int, job_return: JobReturn) -> None:
+        if job_return.status == JobStatus.COMPLETED:
+            outcome: dict[str, Any] = job_return.return_value or {}
+            if outcome.get("status") == "FINISHED":
+                self.finished.add(num)
+            elif outcome.get("cause"):
+                self.causes[num] = outcome["cause"]
+            return
+        try:
+            job_return.return_value  # noqa: B018  (raises the job's exception)
+        except JobLost as err:
+            self.causes[num] = str(err)
+        except Exception as err:
+            self.causes[num] = tracking.one_line(err)
+        log.error("%s failed: %s", self._label(num), self.causes[num])
+
+    def _release_checkpoints(self) -> None:
+        """Deletes the saved states of finished jobs that no job still to run can start from (~700 MB each)."""
+        pending = [job for num, job in enumerate(self.jobs) if num in self.plans and str(num) not in self.file.jobs]
+        for num in list(self.finished):
+            job = self.jobs[num]
+            longer_later = any(
+                prefix_identity(other.params) == prefix_identity(job.params) and other.epochs > job.epochs
+                for other in pending
+            )
+            if not longer_later and self.plans[num].checkpoint_dir:
+                checkpoint.remove(Path(self.plans[num].checkpoint_dir))
+                self.finished.discard(num)
+
+    def _end(self, status: str | None = None, cause: str | None = None) -> str:
+        """Ends the sweep: leftover runs, the report, the parent's status, the summary. Returns that status."""
+        interrupted = status == "KILLED"
+        parent.end_running_children(
+            self.client, self.experiment_id, self.parent_run_id, status="KILLED" if interrupted else "FAILED",
+            causes={str(num): why for num, why in self.causes.items()}, cause=cause or "its process ended",
+        )  # fmt: skip
+        rows = self._rows(interrupted)
+        written = None
+        if not interrupted:
+            written = parent.attach_report(self.client, self.parent_run_id, self.sweep_dir / "report")
+            for num, plan in getattr(self, "plans", {}).items():
+                if plan.checkpoint_dir and rows[num].status == "FINISHED":
+                    checkpoint.remove(Path(plan.checkpoint_dir))  # resume and sharing are done with it
+            with contextlib.suppress(OSError):  # the sweep's folder of states, once empty
+                (Path(self.config.checkpoint_dir).resolve() / self.parent_run_id).rmdir()
+        status = status or ("FINISHED" if all(row.status == "FINISHED" for row in rows) else "FAILED")
+        self.client.set_terminated(self.parent_run_id, status)
+        ui = tracking.ui_hint(self.file.tracking_uri, self.experiment_id) if hasattr(self, "file") else ""
+        where = [
+            f"MLflow: experiment {self.config.mlflow.experiment_name!r}, parent run {self.parent_run_id}",
+            f"  UI: {ui}",
+            f"Sweep dir: {_shown(self.sweep_dir)}",
+        ]
+        text = summary.format_summary(rows, where=where, interrupted=interrupted)
+        print(redact(text) + (f"\nReport: {_shown(written)}" if written else ""))
+        return status
+
+    def _rows(self, interrupted: bool) -> list[summary.Row]:
+        """One row per job of the grid, from its MLflow run (this sweep's, or the FINISHED run it skipped for)."""
+        reused = [plan.run_id for plan in getattr(self, "plans", {}).values() if plan.action == "skip"]
+        parent.record_reused_runs(self.client, self.parent_run_id, reused)
+        runs = parent.runs_by_config(self.client, self.parent_run_id)
+        rows = []
+        for num, job in enumerate(self.jobs):
+            run = runs.get(job.identity) if job.refused is None else None
+            never = "never started" if interrupted else "left no MLflow run"
+            rows.append(summary.row(self._overrides(num), run, self.causes.get(num), never))
+        return rows
+
+    def _label(self, num: int) -> str:
+        return f"[{num + 1}/{len(self.jobs)}]"
+
+    def _overrides(self, num: int) -> str:
+        return redact(" ".join(self.jobs[num].overrides))
+
+
+def prepare(config: DictConfig) -> None:
+    """Readies the sweep's config before Hydra's launcher is made from it.
+
+    - A launcher whose Hydra plugin is not installed is one line naming the extra to install (exit 2).
+    - The sweep dir becomes absolute in every job's config: jobs may run in other directories
+      (`hydra.job.chdir=true`, Ray workers on other nodes), and all must write into this one.
+    """
+    try:
+        launching.check_plugin_installed(config.hydra.launcher)
+    except UserInputError as err:
+        log.error("%s", err)
+        sys.exit(2)
+    sweep_dir = str(Path(str(config.hydra.sweep.dir)).resolve())
+    quoted = sweep_dir.replace("\\", "\\\\").replace("'", "\\'")
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.sweep.dir = sweep_dir
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{quoted}'")
+
+
+def _shown(path: Path) -> Path:
+    """A path as the user should see it: relative to the working directory when it lies below it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path

@@ -52,7 +52,7 @@ bench: install ## Our training path vs the reference notebook's (speed, accuracy
 	$(BIN)/python -m alexnet_sweep.bench --out outputs/bench/bench.json
 
 bench-launchers: install ## The smoke grid with 1 vs 2 parallel jobs, and each launcher's per-job start-up: ~5 min
-	$(BIN)/python -m alexnet_sweep.bench_launchers --out outputs/bench/launchers.json
+	$(BIN)/python -m alexnet_sweep.bench.launchers --out outputs/bench/launchers.json
 
 ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:5000 (loopback only; PORT=... to change)
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)

@@ -12,8 +12,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from alexnet_sweep import report, report_data
-from alexnet_sweep.report_figures import heatmap_axes
+from alexnet_sweep import names, report, tracking
+from alexnet_sweep.report.data import latest_sweep_parent, load_sweep
+from alexnet_sweep.report.figures import heatmap_axes
 
 PNG = b"\x89PNG\r\n\x1a\n"
 BASE_PARAMS = {
@@ -41,33 +42,33 @@ OOM = "ResourceExhaustedError: OOM when allocating tensor with shape [64,4096]"
 def _history(epochs: int, val: float, overfit: bool) -> dict[str, list[float]]:
     if overfit:  # val_loss lowest at epoch 2, the train-val gap grows from 0.08 to 0.40
         return {
-            "val_accuracy": [0.40, 0.52, 0.48, val],
-            "accuracy": [0.45, 0.60, 0.72, val + 0.40],
-            "val_loss": [1.6, 1.3, 1.4, 1.6],
-            "loss": [1.5, 1.1, 0.8, 0.5],
+            names.VAL_ACCURACY: [0.40, 0.52, 0.48, val],
+            names.ACCURACY: [0.45, 0.60, 0.72, val + 0.40],
+            names.VAL_LOSS: [1.6, 1.3, 1.4, 1.6],
+            names.LOSS: [1.5, 1.1, 0.8, 0.5],
         }
     ramp = [(epoch + 1) / epochs for epoch in range(epochs)]
     return {
-        "val_accuracy": [val * (0.7 + 0.3 * r) for r in ramp],
-        "accuracy": [val * (0.7 + 0.3 * r) + 0.02 * r for r in ramp],
-        "val_loss": [2.0 - r for r in ramp],
-        "loss": [2.0 - 1.1 * r for r in ramp],
+        names.VAL_ACCURACY: [val * (0.7 + 0.3 * r) for r in ramp],
+        names.ACCURACY: [val * (0.7 + 0.3 * r) + 0.02 * r for r in ramp],
+        names.VAL_LOSS: [2.0 - r for r in ramp],
+        names.LOSS: [2.0 - 1.1 * r for r in ramp],
     }
 
 
 def make_run(client, experiment_id, parent_id, params, *, job, start, val=None, test=None, overfit=False,
              status="FINISHED", error=None):  # fmt: skip
     overrides = " ".join(f"{key}={value}" for key, value in params.items() if key not in BASE_PARAMS)
-    tags = {MLFLOW_PARENT_RUN_ID: parent_id, "overrides": overrides, "sweep.job_num": str(job)}
+    tags = {MLFLOW_PARENT_RUN_ID: parent_id, names.TAG_OVERRIDES: overrides, names.TAG_JOB_NUM: str(job)}
     if error:
-        tags["error"] = error
+        tags[names.TAG_ERROR] = error
     run = client.create_run(experiment_id, start_time=start, tags=tags, run_name=overrides)
     metrics = []
     if val is not None:
         history = _history(int(params["epochs"]), val, overfit)
         metrics = [Metric(key, value, start + step, step) for key, values in history.items()
                    for step, value in enumerate(values, start=1)]  # fmt: skip
-        metrics += [Metric("test_accuracy", test, start, 0), Metric("test_loss", 2 - 2 * test, start, 0)]
+        metrics += [Metric(names.TEST_ACCURACY, test, start, 0), Metric(names.TEST_LOSS, 2 - 2 * test, start, 0)]
     client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
     client.set_terminated(run.info.run_id, status)
     return run.info.run_id
@@ -77,7 +78,7 @@ def make_sweep(client, experiment="alexnet_sweep", start=1_700_000_000_000, arti
     """The lr x epochs x model sweep of GRID; returns its parent id and {grid point: run id}."""
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifacts)
-    parent = client.create_run(experiment_id, start_time=start, run_name="sweep", tags={"overrides": "x"})
+    parent = client.create_run(experiment_id, start_time=start, run_name="sweep", tags={names.TAG_OVERRIDES: "x"})
     ids = {}
     for job, ((lr, epochs, model), result) in enumerate(GRID.items()):
         params = {
@@ -125,7 +126,7 @@ def written(empty_store, tmp_path_factory):
 
 def test_report_files_best_run_and_swept_keys(written):
     _, _, ids, rep = written
-    assert rep.markdown == rep.out_dir / "report.md" and rep.out_dir.name == "out"
+    assert sorted(rep.out_dir.iterdir()) == sorted(rep.files), "the report's files, all written, and no other"
     assert {path.name for path in rep.files} == {
         "report.md", "runs.csv", "test_accuracy_heatmap.png", "validation_curves.png", "overfitting.png",
     }  # fmt: skip
@@ -144,14 +145,14 @@ def test_runs_csv_has_one_row_per_job(written):
         rows = {row["run_id"]: row for row in csv.DictReader(file)}
     assert set(rows) == set(ids.values())
     failed = rows[ids["0.001", "4", "alexnet9"]]
-    assert (failed["status"], failed["error"], failed["val_accuracy"]) == ("FAILED", OOM, "")
+    assert (failed["status"], failed["error"], failed[names.VAL_ACCURACY]) == ("FAILED", OOM, "")
     overfit = rows[ids[OVERFIT]]
     assert overfit["optimizer.lr"] == "0.001" and overfit["epochs"] == "4" and overfit["model.name"] == "alexnet8"
     assert overfit["model.dense_units"] == "[4096, 4096]"
     assert (overfit["best_epoch_by_val_loss"], overfit["last_epoch"]) == ("2", "4")
     assert overfit["train_val_gap"] == "0.4"
-    assert float(overfit["val_accuracy"]) == pytest.approx(0.45)
-    assert float(overfit["test_accuracy"]) == pytest.approx(0.44)
+    assert float(overfit[names.VAL_ACCURACY]) == pytest.approx(0.45)
+    assert float(overfit[names.TEST_ACCURACY]) == pytest.approx(0.44)
     assert [row["run_id"] for row in rows.values() if row["is_best"] == "true"] == [ids["0.0001", "4", "alexnet9"]]
     assert "seed" not in next(iter(rows.values())), "only varying params"
 
@@ -201,15 +202,19 @@ def test_log_to_parent_records_the_report_and_the_best_run(written):
     report.log_to_parent(client, parent_id, rep)
     parent = client.get_run(parent_id)
     assert {a.path for a in client.list_artifacts(parent_id, "report")} == {f"report/{p.name}" for p in rep.files}
-    tags = {key: value for key, value in parent.data.tags.items() if key.startswith("best.")}
+    best = names.BEST_PREFIX
+    tags = {key: value for key, value in parent.data.tags.items() if key.startswith(best)}
     assert tags == {
-        "best.run_id": ids["0.0001", "4", "alexnet9"],
-        "best.optimizer.lr": "0.0001",
-        "best.epochs": "4",
-        "best.model.name": "alexnet9",
-        "best.model.dense_units": "[4096, 4096, 4096]",
+        names.TAG_BEST_RUN: ids["0.0001", "4", "alexnet9"],
+        f"{best}optimizer.lr": "0.0001",
+        f"{best}epochs": "4",
+        f"{best}model.name": "alexnet9",
+        f"{best}model.dense_units": "[4096, 4096, 4096]",
     }
-    assert parent.data.metrics == {"best.val_accuracy": pytest.approx(0.74), "best.test_accuracy": pytest.approx(0.72)}
+    assert parent.data.metrics == {
+        best + names.VAL_ACCURACY: pytest.approx(0.74),
+        best + names.TEST_ACCURACY: pytest.approx(0.72),
+    }
 
 
 def test_a_seed_only_sweep_is_compared_by_seed(client, tmp_path):
@@ -239,8 +244,8 @@ def test_keys_that_change_together_are_compared_once(client, tmp_path):
     for job, (name, lr, val) in enumerate((("adam", "0.0001", 0.7), ("sgd", "0.01", 0.6))):
         params = {**BASE_PARAMS, "optimizer.name": name, "optimizer.lr": lr, "epochs": "2"}
         run_id = make_run(client, experiment_id, parent, params, job=job, start=1000 + job, val=val, test=val)
-        client.set_tag(run_id, "overrides", f"optimizer={name} experiment=smoke")
-    sweep = report_data.load_sweep(client, parent)
+        client.set_tag(run_id, names.TAG_OVERRIDES, f"optimizer={name} experiment=smoke")
+    sweep = load_sweep(client, parent)
     assert sweep.swept_keys == ("optimizer.name",), "the key the overrides name leads"
     assert sweep.followers == {"optimizer.lr": "optimizer.name"}
     assert [sweep.label(run) for run in sweep.runs] == ["optimizer=adam", "optimizer=sgd"]
@@ -267,7 +272,7 @@ def test_cli_reports_the_latest_sweep_by_default(client, store, tmp_path, capsys
     newer, _ = make_sweep(client, start=1_800_000_000_000)
     experiment_id = client.get_experiment_by_name("alexnet_sweep").experiment_id
     client.create_run(experiment_id, start_time=1_900_000_000_000, run_name="a single job, no sweep")
-    assert report_data.latest_sweep_parent(client, experiment_id).info.run_id == newer
+    assert latest_sweep_parent(client, experiment_id).info.run_id == newer
 
     result = cli("--tracking-uri", store, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -280,6 +285,16 @@ def test_cli_reports_the_latest_sweep_by_default(client, store, tmp_path, capsys
         "report.md", "runs.csv", "test_accuracy_heatmap.png", "validation_curves.png", "overfitting.png",
     }  # fmt: skip
     assert f"parent run `{older}`" in (tmp_path / "mine" / "report.md").read_text()
+
+
+def test_the_latest_sweep_is_found_past_the_first_page_of_runs(client, monkeypatch):
+    make_sweep(client, start=1_700_000_000_000)
+    newer, _ = make_sweep(client, start=1_800_000_000_000)
+    experiment_id = client.get_experiment_by_name("alexnet_sweep").experiment_id
+    for index in range(3):  # newer than both sweeps: the whole first page, which holds no sweep parent
+        client.create_run(experiment_id, start_time=1_900_000_000_000 + index, run_name=f"single job {index}")
+    monkeypatch.setattr(tracking, "SEARCH_PAGE", 3)
+    assert latest_sweep_parent(client, experiment_id).info.run_id == newer
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(client, store, tmp_path, capsys):

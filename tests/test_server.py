@@ -13,12 +13,12 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from alexnet_sweep import names
 from tests.conftest import HTTP_SECRET, TINY, run_cli
 
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = {"config.yaml", "model_summary.txt", "curves.png", "predictions.png"}
-EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 
 def secrets_in(client: MlflowClient, run: Run, secret: str) -> list[str]:
@@ -43,9 +43,9 @@ def test_a_parallel_sweep_records_everything_through_the_server(team_server, tea
     for child in children:
         assert child.info.status == "FINISHED"
         epochs = int(child.data.params["epochs"])
-        for key in EPOCH_METRICS:
+        for key in names.EPOCH_METRICS:
             assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == list(range(1, epochs + 1))
-        assert {"test_accuracy", "test_loss", "epochs_trained"} <= set(child.data.metrics)
+        assert {names.TEST_ACCURACY, names.TEST_LOSS, names.EPOCHS_TRAINED} <= set(child.data.metrics)
         assert {item.path for item in client.list_artifacts(child.info.run_id)} >= ARTIFACTS
         # The server keeps the artifacts (--artifacts-destination): the jobs never wrote to its disk themselves.
         assert list(server.artifacts.rglob(f"{child.info.run_id}/artifacts/curves.png"))
@@ -70,7 +70,7 @@ def test_a_job_recording_straight_into_postgresql_shows_no_password(team_server,
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("direct")
     [run] = client.search_runs([experiment.experiment_id])
-    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    assert run.info.status == "FINISHED" and names.TEST_ACCURACY in run.data.metrics
     assert secrets_in(client, run, password) == []
     assert password not in result.stdout + result.stderr
     config = Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text()

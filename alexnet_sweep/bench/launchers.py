@@ -1,4 +1,4 @@
-"""`python -m alexnet_sweep.bench_launchers`: the same sweep under each launcher, measured in one run.
+"""`python -m alexnet_sweep.bench.launchers`: the same sweep under each launcher, measured in one run.
 
 Every launcher runs the smoke grid (`optimizer.lr=1e-3,1e-4,5e-5 epochs=1,2 experiment=smoke`, 6 jobs) as a user
 would, `python -m alexnet_sweep -m ...` in a fresh directory with a fresh SQLite store, with `share_epochs=false`
@@ -25,6 +25,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from alexnet_sweep.bench.markdown import save_report
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def _format(seconds: float | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the bench; prints the table, writes `--out` (JSON) and its `.md` twin, and returns the report."""
-    parser = argparse.ArgumentParser(prog="python -m alexnet_sweep.bench_launchers", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m alexnet_sweep.bench.launchers", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="write the report to this JSON file and a Markdown table beside it")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -112,8 +114,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         with tempfile.TemporaryDirectory(prefix="bench_launchers_") as workdir:
             report = run_bench(Path(workdir))
-    from alexnet_sweep.bench import save_report  # imports TensorFlow: only now
-
     save_report(report, markdown(report), args.out)
     return report
 

@@ -1,10 +1,4 @@
-"""`python -m alexnet_sweep.server` (`make server`): an MLflow tracking server for a team, on PostgreSQL.
-
-By default it starts a PostgreSQL cluster of its own under `server/postgres` (see `postgres.py`) and serves
-artifacts from `server/artifacts` through the server, so jobs on other machines need only its URL:
-`mlflow.tracking_uri=http://HOST:PORT`. `--backend-store-uri` points it at a database you already have instead.
-It listens on 127.0.0.1 unless `--host` says otherwise.
-"""
+"""The command line of `python -m alexnet_sweep.server`: options, the backend check, `mlflow server` itself."""
 
 from __future__ import annotations
 
@@ -17,15 +11,16 @@ import sys
 from pathlib import Path
 
 from alexnet_sweep.errors import UserInputError
-from alexnet_sweep.postgres import LocalPostgres
 from alexnet_sweep.redact import redact
+from alexnet_sweep.server.postgres import LocalPostgres
 
 log = logging.getLogger(__name__)
+DESCRIPTION = "`python -m alexnet_sweep.server` (`make server`): an MLflow tracking server for a team, on PostgreSQL."
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line of `python -m alexnet_sweep.server`."""
-    parser = argparse.ArgumentParser(prog="python -m alexnet_sweep.server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m alexnet_sweep.server", description=DESCRIPTION)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
@@ -100,7 +95,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if postgres is not None:
             postgres.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,9 +7,11 @@ runner-up in configurations that differ only in that key. Numbers equal to 4 dec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from alexnet_sweep.report_data import RunSummary, Sweep, display, matching, mean
+from alexnet_sweep import names
+from alexnet_sweep.report.data import RunSummary, Sweep, display, matching, mean
 
 _NOT_SWEPT = {
     "optimizer.lr": "so it says nothing about which learning rate is best",
@@ -22,7 +24,7 @@ def findings(sweep: Sweep) -> list[str]:
     """Returns the findings of a sweep, one sentence (or two) per item.
 
     Args:
-        sweep: The sweep (`report_data.load_sweep`).
+        sweep: The sweep (`data.load_sweep`).
 
     Returns:
         Sentences on: how many jobs finished, the best run, the best value of each swept key, keys the reference
@@ -68,14 +70,14 @@ def _coverage(sweep: Sweep, finished: Sequence[RunSummary]) -> str:
 def _best_run(sweep: Sweep) -> str:
     best = sweep.best
     sentence = f"The best run by final val_accuracy is `{sweep.label(best)}` ({_f(best.val_accuracy)}"
-    if "test_accuracy" in best.metrics:
-        sentence += f", test_accuracy {_f(best.metrics['test_accuracy'])}"
+    if names.TEST_ACCURACY in best.metrics:
+        sentence += f", {names.TEST_ACCURACY} {_f(best.metrics[names.TEST_ACCURACY])}"
     sentence += ")"
     tied = [run for run in sweep.ranked[1:] if _tie(run.val_accuracy, best.val_accuracy)]
     if tied:
         others = ", ".join(f"`{sweep.label(run)}`" for run in tied)
-        loss = best.metrics.get("val_loss")
-        lower = loss is not None and all(loss < run.metrics.get("val_loss", float("inf")) for run in tied)
+        loss = best.metrics.get(names.VAL_LOSS)
+        lower = loss is not None and all(loss < run.metrics.get(names.VAL_LOSS, math.inf) for run in tied)
         sentence += f"; it ties with {others} and is chosen by {'its lower final val_loss' if lower else 'job order'}"
     return sentence + "."
 

@@ -12,9 +12,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from alexnet_sweep.report_data import RunSummary, Sweep, display, matching
+from alexnet_sweep import names
+from alexnet_sweep.report.data import RunSummary, Sweep, display, matching
 
 _PANEL_COLUMNS = 3
+_CURVES = (names.VAL_ACCURACY, names.VAL_LOSS)  # left and right panel of the validation curves
 
 
 def heatmap_axes(swept_keys: Sequence[str]) -> tuple[str | None, str | None, list[str]]:
@@ -53,7 +55,7 @@ def test_accuracy_heatmap(sweep: Sweep) -> Figure:
         for combo in itertools.product(*(sweep.values(key) for key in panel_keys))
         if matching(sweep.runs, dict(zip(panel_keys, combo, strict=True)))
     ] or [{}]
-    scores = [run.metrics["test_accuracy"] for run in sweep.finished if "test_accuracy" in run.metrics]
+    scores = [run.metrics[names.TEST_ACCURACY] for run in sweep.finished if names.TEST_ACCURACY in run.metrics]
     low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
     if math.isclose(low, high):
         low, high = low - 0.05, high + 0.05
@@ -85,17 +87,17 @@ def test_accuracy_heatmap(sweep: Sweep) -> Figure:
         ax.set_title(" ".join(f"{sweep.short(k)}={display(k, v)}" for k, v in panel.items()))
     for ax in axes[len(panels) :]:
         ax.axis("off")
-    fig.colorbar(image, ax=list(axes[: len(panels)]), label="test_accuracy", shrink=0.9)
+    fig.colorbar(image, ax=list(axes[: len(panels)]), label=names.TEST_ACCURACY, shrink=0.9)
     fig.suptitle("test_accuracy per grid point (reported, not used to choose)\nred frame: the best run by val_accuracy")
     return fig
 
 
 def _cell(sweep: Sweep, runs: Sequence[RunSummary]) -> tuple[str, float]:
     ids = {run.run_id for run in runs}
-    scored = [run for run in sweep.ranked if run.run_id in ids and "test_accuracy" in run.metrics]
+    scored = [run for run in sweep.ranked if run.run_id in ids and names.TEST_ACCURACY in run.metrics]
     if scored:
-        run = scored[0]
-        return f"{run.metrics['test_accuracy']:.3f}\nval {run.val_accuracy:.3f}", run.metrics["test_accuracy"]
+        test_accuracy = scored[0].metrics[names.TEST_ACCURACY]
+        return f"{test_accuracy:.3f}\nval {scored[0].val_accuracy:.3f}", test_accuracy
     if runs:
         return "\n".join(sorted({run.status.lower() for run in runs})), np.nan
     return "no run", np.nan
@@ -117,13 +119,13 @@ def validation_curves(sweep: Sweep) -> Figure:
     for index, run in enumerate(runs):
         best = sweep.best is not None and run.run_id == sweep.best.run_id
         label = f"{sweep.label(run)}{' (best)' if best else ''}"
-        for ax, metric in zip(axes, ("val_accuracy", "val_loss"), strict=True):
+        for ax, metric in zip(axes, _CURVES, strict=True):
             points = run.history.get(metric, {})
             epochs = sorted(points)
             values = [points[epoch] for epoch in epochs]
             width, color = 2.8 if best else 1.3, colors(index % colors.N)
             ax.plot(epochs, values, marker="o", markersize=3, linewidth=width, color=color, label=label)
-    for ax, metric in zip(axes, ("val_accuracy", "val_loss"), strict=True):
+    for ax, metric in zip(axes, _CURVES, strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

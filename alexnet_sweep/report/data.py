@@ -6,7 +6,8 @@ This module, like the whole report, imports neither TensorFlow nor Hydra, so the
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -14,12 +15,11 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from alexnet_sweep.tracking import TAG_ERROR, TAG_JOB_NUM, TAG_OVERRIDES, format_lr, sweep_runs
+from alexnet_sweep import names
+from alexnet_sweep.tracking import format_lr, search_all_runs, sweep_runs
 
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # The keys people sweep most come first (heatmap rows, columns, then panels); other varying keys alphabetically.
 PREFERRED_KEYS = ("optimizer.lr", "epochs", "model.name")
-_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -48,22 +48,22 @@ class RunSummary:
 
     @property
     def val_accuracy(self) -> float | None:
-        return self.metrics.get("val_accuracy")
+        return self.metrics.get(names.VAL_ACCURACY)
 
     @property
     def last_epoch(self) -> int | None:
         """The last epoch with a val_loss, or None without per-epoch metrics."""
-        return max(self.history.get("val_loss", {}), default=None)
+        return max(self.history.get(names.VAL_LOSS, {}), default=None)
 
     @property
     def best_epoch(self) -> int | None:
         """The epoch of minimum val_loss (the earliest on a tie), or None without per-epoch metrics."""
-        val_loss = self.history.get("val_loss", {})
+        val_loss = self.history.get(names.VAL_LOSS, {})
         return min(sorted(val_loss), key=val_loss.__getitem__, default=None)
 
     def gap(self, epoch: int | None = None) -> float | None:
         """Returns train minus validation accuracy at `epoch` (default: the last one), None where not recorded."""
-        train, val = self.history.get("accuracy", {}), self.history.get("val_accuracy", {})
+        train, val = self.history.get(names.ACCURACY, {}), self.history.get(names.VAL_ACCURACY, {})
         epoch = self.last_epoch if epoch is None else epoch
         return train[epoch] - val[epoch] if epoch in train and epoch in val else None
 
@@ -95,7 +95,7 @@ class Sweep:
     def ranked(self) -> tuple[RunSummary, ...]:
         """Finished runs with a val_accuracy, best first: highest val_accuracy, then lowest val_loss, then job."""
         scored = [run for run in self.finished if run.val_accuracy is not None]
-        return tuple(sorted(scored, key=lambda run: (-run.val_accuracy, run.metrics.get("val_loss", float("inf")))))
+        return tuple(sorted(scored, key=lambda run: (-run.val_accuracy, run.metrics.get(names.VAL_LOSS, math.inf))))
 
     @property
     def best(self) -> RunSummary | None:
@@ -144,26 +144,14 @@ def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
 
 def latest_sweep_parent(client: MlflowClient, experiment_id: str) -> Run | None:
     """Returns the newest sweep parent run of an experiment: a run without a parent that has child runs."""
-    runs = list(_all_runs(client, experiment_id))
+    runs = search_all_runs(client, [experiment_id], order_by=["attributes.start_time DESC"])
     parents = {run.data.tags[MLFLOW_PARENT_RUN_ID] for run in runs if MLFLOW_PARENT_RUN_ID in run.data.tags}
     return next((run for run in runs if run.info.run_id in parents and MLFLOW_PARENT_RUN_ID not in run.data.tags), None)
 
 
-def _all_runs(client: MlflowClient, experiment_id: str) -> Iterator[Run]:
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id], order_by=["attributes.start_time DESC"], max_results=_PAGE, page_token=token
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
 def _summary(client: MlflowClient, run: Run) -> RunSummary:
     history: dict[str, dict[int, float]] = {}
-    for metric in EPOCH_METRICS:
+    for metric in names.EPOCH_METRICS:
         points = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: (m.step, m.timestamp))
         if points:
             history[metric] = {point.step: point.value for point in points}  # a re-logged step keeps its last value
@@ -172,9 +160,9 @@ def _summary(client: MlflowClient, run: Run) -> RunSummary:
         run_id=run.info.run_id,
         name=run.info.run_name or "",
         status=run.info.status,
-        job_num=tags.get(TAG_JOB_NUM, ""),
-        overrides=tags.get(TAG_OVERRIDES, ""),
-        error=tags.get(TAG_ERROR),
+        job_num=tags.get(names.TAG_JOB_NUM, ""),
+        overrides=tags.get(names.TAG_OVERRIDES, ""),
+        error=tags.get(names.TAG_ERROR),
         params=dict(run.data.params),
         metrics=dict(run.data.metrics),
         history=history,

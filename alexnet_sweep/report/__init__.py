@@ -1,0 +1,16 @@
+"""The comparison report of a sweep, read from MLflow only: report.md, runs.csv and figures.
+
+    python -m alexnet_sweep.report [--tracking-uri URI] [--experiment NAME] [--parent RUN_ID] [--out DIR]
+
+writes the report of a sweep (default: the latest one in the experiment) and prints the path of its report.md.
+The sweep calls `write_report` and `log_to_parent` at its end, which also attach the report to its parent run.
+
+Modules: `data` (the sweep as read from MLflow), `findings` (its sentences), `figures`, `markdown` (report.md and
+runs.csv), `publish` (writing the report and attaching it to the parent run), `cli` (the command line).
+"""
+
+from alexnet_sweep.report.cli import main
+from alexnet_sweep.report.data import RunSummary, Sweep, load_sweep
+from alexnet_sweep.report.publish import Report, log_to_parent, write_report
+
+__all__ = ["Report", "RunSummary", "Sweep", "load_sweep", "log_to_parent", "main", "write_report"]

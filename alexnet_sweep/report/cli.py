@@ -1,0 +1,139 @@
+"""The report's command line: parses the options, opens the store read-only and finds the sweep to report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from alexnet_sweep.errors import UserInputError, first_line
+from alexnet_sweep.redact import redact
+from alexnet_sweep.report.data import latest_sweep_parent
+from alexnet_sweep.report.publish import write_report
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "alexnet_sweep"
+DEFAULT_OUT = "reports/<parent run id>"
+_SERVER_TIMEOUT_S = 5
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Writes the report of a sweep and prints the path of its report.md.
+
+    Args:
+        argv: The command line without the program name (default: `sys.argv[1:]`).
+
+    Returns:
+        The exit status: 0, or 2 on bad input (after a one-line error on stderr).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m alexnet_sweep.report",
+        description="Write the comparison report (report.md, runs.csv, figures) of a sweep, read from MLflow.",
+    )
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help="MLflow store (default: %(default)s)")
+    parser.add_argument("--experiment", help=f"experiment of the sweep (default: {DEFAULT_EXPERIMENT})")
+    parser.add_argument("--parent", help="the sweep's parent run id (default: the latest sweep in the experiment)")
+    parser.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        client = open_store(args.tracking_uri)
+        parent_run_id = find_parent(client, args.tracking_uri, args.experiment, args.parent)
+        out_dir = args.out if args.out is not None else Path("reports", parent_run_id)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserInputError(f"--out={str(out_dir)!r}: exists and is not a folder")
+    except UserInputError as err:
+        print(f"error: {redact(str(err))}", file=sys.stderr)
+        return 2
+    report = write_report(client, parent_run_id, out_dir)
+    print(report.markdown)
+    return 0
+
+
+def open_store(tracking_uri: str) -> MlflowClient:
+    """Opens an existing tracking store for reading; creates nothing.
+
+    Args:
+        tracking_uri: The store's URI, as given to `--tracking-uri`.
+
+    Returns:
+        A client of the store.
+
+    Raises:
+        UserInputError: If a SQLite store's file is missing, MLflow cannot use the URI, or no server answers.
+    """
+    option = f"--tracking-uri={tracking_uri!r}"
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise UserInputError(f"{option}: no MLflow store at {path.resolve()}")
+    elif urlparse(tracking_uri).scheme in ("http", "https"):
+        try:  # MLflow's client would retry an absent server for minutes
+            requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=_SERVER_TIMEOUT_S)
+        except requests.RequestException as err:
+            raise UserInputError(f"{option}: no MLflow server answers ({type(err).__name__})") from None
+    try:
+        return MlflowClient(tracking_uri=tracking_uri)
+    except Exception as err:  # an unknown scheme, the refused file store, a missing database driver, ...
+        raise UserInputError(f"{option}: {type(err).__name__}: {first_line(err)}") from None
+
+
+def find_parent(client: MlflowClient, tracking_uri: str, experiment: str | None, parent: str | None) -> str:
+    """Returns the id of the sweep parent run to report: `parent`, or the latest sweep of `experiment`.
+
+    Args:
+        client: A client of the store.
+        tracking_uri: The store's URI, named in error messages.
+        experiment: `--experiment`, or None for the default experiment.
+        parent: `--parent`, or None for the experiment's latest sweep.
+
+    Returns:
+        The parent run's id.
+
+    Raises:
+        UserInputError: If the experiment or run does not exist, the run is not a sweep's parent run, or the
+            experiment holds no sweep; the message names the option and its value.
+    """
+    try:
+        if parent is not None:
+            return _check_parent(client, tracking_uri, experiment, parent)
+        name = experiment or DEFAULT_EXPERIMENT
+        found = client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage == "deleted":
+            names = sorted(e.name for e in client.search_experiments())
+            raise UserInputError(
+                f"--experiment={name!r}: no such experiment in {tracking_uri} (it has: {', '.join(names) or 'none'})"
+            )
+        latest = latest_sweep_parent(client, found.experiment_id)
+        if latest is None:
+            raise UserInputError(f"--experiment={name!r}: holds no sweep (a parent run with job runs) to report")
+        return latest.info.run_id
+    except MlflowException as err:
+        raise UserInputError(f"--tracking-uri={tracking_uri!r}: {first_line(err)}") from None
+
+
+def _check_parent(client: MlflowClient, tracking_uri: str, experiment: str | None, parent: str) -> str:
+    option = f"--parent={parent!r}"
+    try:
+        run = client.get_run(parent)
+    except MlflowException:
+        raise UserInputError(f"{option}: no such run in {tracking_uri}") from None
+    if MLFLOW_PARENT_RUN_ID in run.data.tags:
+        raise UserInputError(f"{option}: is a job run of sweep {run.data.tags[MLFLOW_PARENT_RUN_ID]}; pass that id")
+    experiment_name = client.get_experiment(run.info.experiment_id).name
+    if experiment is not None and experiment != experiment_name:
+        raise UserInputError(f"{option}: belongs to experiment {experiment_name!r}, not --experiment={experiment!r}")
+    # One child is enough to tell a sweep's parent: this search needs no paging.
+    if not client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent}'", max_results=1
+    ):
+        raise UserInputError(f"{option}: has no job runs, so it is not a sweep's parent run")
+    return parent

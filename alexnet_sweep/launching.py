@@ -1,4 +1,4 @@
-"""Checks of a sweep's launcher before anything is recorded: its plugin is installed, (Ray) some node can run a job.
+"""A sweep's launcher, readied before anything is recorded: its plugin installed, (Ray) some node able to run a job.
 
 It imports neither Ray nor joblib.
 """
@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from alexnet_sweep.errors import UserInputError
 
@@ -74,3 +76,22 @@ def resolve_ray_resources(remote: Mapping[str, Any], nodes: Sequence[Mapping[str
                 f"{resource}s (per node: {have}), so Ray would wait for ever; ask for at most {most:g}"
             )
     return options
+
+
+def prepare(config: DictConfig) -> None:
+    """Readies the sweep's config before Hydra's launcher is made from it.
+
+    - A launcher whose Hydra plugin is not installed is one line naming the extra to install (exit 2).
+    - The sweep dir becomes absolute in every job's config: jobs may run in other directories
+      (`hydra.job.chdir=true`, Ray workers on other nodes), and all must write into this one.
+    """
+    try:
+        check_plugin_installed(config.hydra.launcher)
+    except UserInputError as err:
+        log.error("%s", err)
+        sys.exit(2)
+    sweep_dir = str(Path(str(config.hydra.sweep.dir)).resolve())
+    quoted = sweep_dir.replace("\\", "\\\\").replace("'", "\\'")
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.sweep.dir = sweep_dir
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{quoted}'")

@@ -21,8 +21,8 @@ from alexnet_sweep.gpu import configure_gpus
 from alexnet_sweep.interrupt import DeferredInterrupt
 from alexnet_sweep.model import compiled_model
 from alexnet_sweep.optimizer import build_optimizer
+from alexnet_sweep.plan import Plan, identity_tags
 from alexnet_sweep.redact import redact
-from alexnet_sweep.sweep.plan import Plan, identity_tags
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run(
     """Trains and evaluates one configuration and records it as one MLflow run.
 
     Every check of the input (config values, tracking URI, dataset and splits) happens before the run is
-    created, so bad input leaves no trace in the store. A sweep's job comes with its plan (`sweep.plan`): it saves
+    created, so bad input leaves no trace in the store. A sweep's job comes with its plan (`plan.Plan`): it saves
     its training state after every epoch into the plan's `checkpoint_dir`, and it may go on in an unfinished run
     or start from a finished sibling's saved epochs.
 

@@ -10,8 +10,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep import names, report, tracking
+from alexnet_sweep.plan import identity, identity_tags
 from alexnet_sweep.sweep import parent as sweep_parent
-from alexnet_sweep.sweep.plan import identity, identity_tags, plan_jobs
+from alexnet_sweep.sweep.planning import plan_jobs
 from alexnet_sweep.sweep.summary import row
 
 pytestmark = pytest.mark.slow  # 3,600 writes to build the store

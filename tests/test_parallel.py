@@ -73,8 +73,8 @@ def test_a_job_dying_under_joblib_is_recorded_and_the_sweep_still_ends_with_its_
     died = [child for child in children if child.data.params["seed"] == "6"]
     assert [child.info.status for child in died] == ["FAILED"]
     assert died[0].data.tags["error"] == (
-        "a joblib worker process died (TerminatedWorkerError: A worker process managed by the executor was "
-        "unexpectedly terminated); joblib stops the whole batch"
+        "the launcher lost its jobs (TerminatedWorkerError: A worker process managed by the executor was "
+        "unexpectedly terminated)"
     )
     assert "Sweep done:" in result.stdout and "Traceback" not in result.stdout + result.stderr
     # joblib drops the jobs it had not started with the batch: each is listed with the cause, none is silent.

@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 
 from alexnet_sweep import callbacks, checkpoint, names, tracking, train
 from alexnet_sweep.sweep import parent as sweep_parent
-from alexnet_sweep.sweep.plan import plan_jobs, saved_state, share_from_sibling
+from alexnet_sweep.sweep.planning import plan_jobs, saved_state, share_from_sibling
 
 pytestmark = pytest.mark.slow  # the jobs here train (seconds each)
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
-from alexnet_sweep import resume
+from alexnet_sweep import names
 from tests.conftest import TINY, run_cli
 from tests.test_cli import split_runs
 
@@ -50,11 +50,12 @@ def test_a_sweep_killed_mid_job_resumes_where_it_stopped(tmp_path, tfds_dir):
     (tmp_path / "dies.py").write_text(SIGKILL_IN_EPOCH_3)
     killed_sweep = subprocess.run([sys.executable, "dies.py", *args], cwd=tmp_path, capture_output=True, text=True)
     assert killed_sweep.returncode == -signal.SIGKILL, killed_sweep.stderr[-3000:]
-    assert "[2/4]" in killed_sweep.stdout and "[3/4]" not in killed_sweep.stdout
+    # Jobs run in waves by epochs (the shorter siblings first): the epochs=3 job of lr=1e-3 is the third.
+    assert "[3/4]" in killed_sweep.stdout and "[4/4]" not in killed_sweep.stdout
     [parent], children = split_runs(store)
     assert parent.info.status == "RUNNING"
     statuses = sorted((c.data.params["epochs"], c.info.status) for c in children)
-    assert statuses == [("1", "FINISHED"), ("3", "RUNNING")]
+    assert statuses == [("1", "FINISHED"), ("1", "FINISHED"), ("3", "RUNNING")]
     client = MlflowClient(store)
     killed = next(c for c in children if c.info.status == "RUNNING")
     assert [m.step for m in client.get_metric_history(killed.info.run_id, "loss")] == [1, 2]
@@ -64,7 +65,7 @@ def test_a_sweep_killed_mid_job_resumes_where_it_stopped(tmp_path, tfds_dir):
     assert again.returncode == 0, output[-3000:]
     assert f"Resuming the sweep of parent run {parent.info.run_id}" in output
     assert "marked KILLED the 1 runs it left RUNNING" in output
-    assert "1 of 4 jobs have a FINISHED run (skipped), 1 continue an unfinished run (from epoch 2), 2 start" in output
+    assert "2 of 4 jobs have a FINISHED run (skipped), 1 continue an unfinished run (from epoch 2), 1 start" in output
     assert f"continues KILLED run {killed.info.run_id} from epoch 2" in output
     assert "Sweep done: 4/4 jobs finished" in output
 
@@ -79,7 +80,7 @@ def test_a_sweep_killed_mid_job_resumes_where_it_stopped(tmp_path, tfds_dir):
             assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == list(range(1, epochs + 1))
     resumed = client.get_run(killed.info.run_id)
     assert resumed.data.metrics["epochs_trained"] == 2, "3 epochs, the first copied from the epochs=1 job"
-    assert resumed.data.tags[resume.TAG_CONTINUED_FROM] in {c.info.run_id for c in children}
+    assert resumed.data.tags[names.TAG_CONTINUED_FROM] in {c.info.run_id for c in children}
     assert sum(c.data.metrics["epochs_trained"] for c in children) == 1 + 2 + 1 + 2
     assert not list((tmp_path / "checkpoints").glob("*/state.json")), "finished runs' checkpoints are removed"
 

@@ -17,8 +17,8 @@ from omegaconf import DictConfig, open_dict
 
 from alexnet_sweep.config import validate
 from alexnet_sweep.errors import UserInputError, first_line
+from alexnet_sweep.plan import identity, prefix_identity
 from alexnet_sweep.redact import redact
-from alexnet_sweep.sweep.plan import identity, prefix_identity
 from alexnet_sweep.tracking import flatten_params
 
 

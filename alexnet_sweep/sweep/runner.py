@@ -24,13 +24,14 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import checkpoint, launching, names, tracking
+from alexnet_sweep import checkpoint, names, tracking
 from alexnet_sweep.errors import JobLost, UserInputError, first_line
+from alexnet_sweep.plan import Plan, grid_identity, prefix_identity
 from alexnet_sweep.redact import redact
 from alexnet_sweep.sweep import grid, parent, summary
-from alexnet_sweep.sweep.plan import Plan, grid_identity, plan_jobs, prefix_identity, share_from_sibling
+from alexnet_sweep.sweep.planning import plan_jobs, share_from_sibling
 from alexnet_sweep.sweep.state import JobEntry, SweepFile
 
 log = logging.getLogger(__name__)
@@ -271,25 +272,6 @@ class SweepRunner:
 
     def _overrides(self, num: int) -> str:
         return redact(" ".join(self.jobs[num].overrides))
-
-
-def prepare(config: DictConfig) -> None:
-    """Readies the sweep's config before Hydra's launcher is made from it.
-
-    - A launcher whose Hydra plugin is not installed is one line naming the extra to install (exit 2).
-    - The sweep dir becomes absolute in every job's config: jobs may run in other directories
-      (`hydra.job.chdir=true`, Ray workers on other nodes), and all must write into this one.
-    """
-    try:
-        launching.check_plugin_installed(config.hydra.launcher)
-    except UserInputError as err:
-        log.error("%s", err)
-        sys.exit(2)
-    sweep_dir = str(Path(str(config.hydra.sweep.dir)).resolve())
-    quoted = sweep_dir.replace("\\", "\\\\").replace("'", "\\'")
-    with read_write(config.hydra), open_dict(config.hydra):
-        config.hydra.sweep.dir = sweep_dir
-        config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{quoted}'")
 
 
 def _shown(path: Path) -> Path:

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alexnet_sweep.sweep.plan import Plan
+from alexnet_sweep.plan import Plan
 
 SWEEP_FILE = "mlflow_sweep.json"
 

@@ -35,7 +35,8 @@ class GridSweeper(Sweeper):
         self.runner: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from alexnet_sweep.sweep.runner import SweepRunner, prepare
+        from alexnet_sweep.launching import prepare
+        from alexnet_sweep.sweep.runner import SweepRunner
 
         prepare(config)  # before the launcher exists: a missing plugin is one line; the sweep dir made absolute
         launcher = Plugins.instance().instantiate_launcher(

@@ -16,7 +16,8 @@ from alexnet_sweep.bench.machine import machine_info
 from alexnet_sweep.bench.measure import measure_variant, mlflow_overhead
 from alexnet_sweep.bench.recipes import recipes
 from alexnet_sweep.bench.reference import REFERENCE
-from alexnet_sweep.config import register_configs, validate
+from alexnet_sweep.config import validate
+from alexnet_sweep.plugins import register
 
 # The bench composes the `demo` preset: shapes, BatchNorm momentum 0.9 (a short budget, see experiment/demo.yaml).
 BASE_OVERRIDES = ("experiment=demo",)
@@ -24,12 +25,14 @@ BASE_OVERRIDES = ("experiment=demo",)
 
 def prepare_shapes(data_dir: str) -> None:
     """Generates the offline `shapes` dataset into `data_dir` (seconds; nothing is downloaded)."""
+    from alexnet_sweep import shapes  # noqa: F401  (defining the builder registers it with TFDS)
+
     tfds.builder("shapes", data_dir=data_dir).download_and_prepare()
 
 
 def config_factory(data_dir: str, batch_size: int, seed: int) -> Callable[..., DictConfig]:
     """Returns `make(*overrides)`: the validated job config of the bench (the `demo` preset + these settings)."""
-    register_configs()
+    register()
     base = [*BASE_OVERRIDES, f"dataset.data_dir={data_dir}", f"batch_size={batch_size}", f"seed={seed}"]
 
     def make(*overrides: str) -> DictConfig:

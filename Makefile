@@ -7,7 +7,7 @@ PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser postgres demo sweep smoke test lint bench bench-launchers ui server clean clean-results
+.PHONY: help install browser postgres demo sweep smoke test test-fast lint bench bench-launchers ui server clean clean-results
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ smoke: install ## The CI smoke sweep: the same 6-job shape, tiny data, a few min
 
 test: install ## Run the test suite
 	$(BIN)/python -m pytest
+
+test-fast: install ## The fast tier: no model is trained, under a minute
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check alexnet_sweep hydra_plugins tests

@@ -130,7 +130,9 @@ def test_explicit_values_validate(make_cfg, override):
     validate(make_cfg(override))
 
 
-def test_a_job_records_the_policy_auto_chose_and_builds_its_model_under_it(make_cfg, tiny_overrides, store, monkeypatch):
+def test_a_job_records_the_policy_auto_chose_and_builds_its_model_under_it(
+    make_cfg, tiny_overrides, store, monkeypatch
+):
     # A CPU with AMX: auto picks mixed_bfloat16. fit is replaced, so nothing trains: the model handed to it and the
     # params the run recorded before it are what is checked.
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 import traceback
 from pathlib import Path
@@ -59,7 +61,7 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
     log.info("%s %s (%s)", label, overrides or "(no overrides)", entry.progress)
     log.info("Job %s", entry.plan.describe())
     cfg.mlflow.tracking_uri = sweep.tracking_uri  # absolute: the job may run in another directory
-    tags = {names.TAG_OVERRIDES: overrides, names.TAG_JOB_NUM: str(num)}
+    tags = {names.TAG_OVERRIDES: overrides, names.TAG_JOB_NUM: str(num), names.TAG_PROCESS: this_process()}
     try:
         result = train.run(cfg, parent_run_id=sweep.parent_run_id, plan=entry.plan, tags=tags)
     except KeyboardInterrupt:  # the run is KILLED already
@@ -71,6 +73,11 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
         return {"status": "FAILED", "cause": cause}
     log.info("%s done: %s", label, format_metrics(result.metrics))
     return {"status": "FINISHED", "run_id": result.run_id, "metrics": result.metrics}
+
+
+def this_process() -> str:
+    """Names this process across machines: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

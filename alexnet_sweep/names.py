@@ -25,6 +25,7 @@ TAG_GPUS = "gpus"  # the GPUs the job's TensorFlow saw, e.g. `1 (CUDA_VISIBLE_DE
 
 # Tags of a sweep's job runs: what identifies a job for resuming and epoch sharing.
 TAG_JOB_NUM = "sweep.job_num"
+TAG_PROCESS = "sweep.process"  # host:pid of the process that ran the job (a launcher's worker)
 TAG_CONFIG = "sweep.config_hash"  # the resolved config, without the keys that only steer resuming
 TAG_PREFIX = "sweep.prefix_hash"  # the same without `epochs`: finds the siblings a longer job starts from
 TAG_CHECKPOINT = "checkpoint.dir"  # where the run's training state is saved after every epoch

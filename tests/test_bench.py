@@ -5,7 +5,6 @@ The tests that read the bench's report train models (marked slow); the others bu
 
 import json
 import math
-import os
 
 import keras
 import numpy as np
@@ -77,8 +76,6 @@ def test_every_number_is_measured_positive_and_finite(report):
     overhead = report["mlflow"]
     assert overhead["overhead_pct"] == pytest.approx(100 * overhead["log_s_per_epoch"] / overhead["epoch_s"])
     assert positive(report["startup"]["process_start_to_first_step_s"])
-    machine = report["machine"]
-    assert machine["cpu_cores"] == os.cpu_count() and machine["tensorflow"] == tf.__version__
 
 
 @pytest.mark.slow

@@ -41,7 +41,6 @@ def test_smoke_sweep_gives_one_parent_and_six_finished_children(tmp_path, tfds_d
     grid = {(child.data.params["optimizer.lr"], child.data.params["epochs"]) for child in children}
     assert grid == set(itertools.product(["0.001", "0.0001", "5e-05"], ["1", "2"]))
     assert all("test_accuracy" in child.data.metrics for child in children)
-    assert all(child.data.params["model.input_size"] == "67" for child in children)
 
     # Same seed, same data order and weights wherever a job sits in the sweep: the epochs=2 job's first epoch
     # repeats the epochs=1 job's exactly.
@@ -53,10 +52,9 @@ def test_smoke_sweep_gives_one_parent_and_six_finished_children(tmp_path, tfds_d
 
     log = result.stdout + result.stderr
     assert [int(k) for k in re.findall(r"\[(\d)/6\] optimizer", log)] == [1, 2, 3, 4, 5, 6]
-    progress = re.findall(r"\[\d/6\] optimizer.*\(elapsed (\d+)s(?:, about (\d+)s left)?\)", log)
-    assert int(progress[0][0]) < 10 and progress[0][1] == "", "nothing to estimate from before a job has ended"
-    assert all(int(left) > 0 for _, left in progress[1:]), progress
-    assert int(progress[1][1]) > int(progress[-1][1]), "five jobs left, then one"
+    estimates = re.findall(r"\[\d/6\] optimizer.*\(elapsed [0-9hms]+(, about [0-9hms]+ left)?\)", log)
+    assert len(estimates) == 6 and estimates[0] == "", "nothing to estimate from before a job has ended"
+    assert all(estimates[1:]), "then an estimate from the jobs that trained (its arithmetic: test_sweep.py)"
     assert "Sweep done: 6/6 jobs finished" in result.stdout
     table = result.stdout[result.stdout.index("Sweep done") :]
     assert len(re.findall(r"optimizer\.lr=\S+ epochs=\d\s+FINISHED\s+\d\.\d{4}\s+\d\.\d{4}", table)) == 6
@@ -237,7 +235,7 @@ def test_ctrl_c_or_sigterm_ends_the_job_and_the_sweep_killed_with_a_summary(tmp_
 
     [parent], [child] = split_runs(store)
     assert (child.info.status, parent.info.status) == ("KILLED", "KILLED"), seen[-3000:]
-    assert len(child.data.params) and child.data.params["optimizer.lr"] == "0.001", "the second job never started"
+    assert child.data.params["optimizer.lr"] == "0.001", "the second job never started"
     assert "Sweep interrupted: 0/2 jobs finished" in seen
     assert re.search(r"optimizer\.lr=0\.001 .*KILLED", seen) and "cause: interrupted" in seen and "NOT STARTED" in seen
     assert "Traceback" not in seen

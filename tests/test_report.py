@@ -99,18 +99,9 @@ def sections(markdown: str) -> dict[str, str]:
     return {part.split("\n", 1)[0]: part for part in markdown.split("\n## ")[1:]}
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory) -> Path:
-    """A new MLflow SQLite database, created once: creating one takes seconds (its schema migrations)."""
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def client(store, empty_store):
+def client(store):
     """A client of this test's own store (`store`), which starts as a copy of the empty database."""
-    shutil.copy(empty_store, store.removeprefix("sqlite:///"))
     return MlflowClient(store)
 
 

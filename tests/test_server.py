@@ -55,8 +55,9 @@ def test_a_parallel_sweep_records_everything_through_the_server(team_server, tea
     assert HTTP_SECRET not in terminal and "http://***@127.0.0.1" in terminal
     for run in [parent, *children]:
         assert secrets_in(client, run, HTTP_SECRET) == []
-    logs = [path for path in team_sweep.workdir.rglob("*.log") if HTTP_SECRET in path.read_text(errors="replace")]
-    assert logs == []
+    logs = list(team_sweep.workdir.rglob("*.log"))
+    assert logs, "the sweep wrote job logs"
+    assert [path for path in logs if HTTP_SECRET in path.read_text(errors="replace")] == []
 
 
 def test_a_job_recording_straight_into_postgresql_shows_no_password(team_server, tmp_path, tfds_dir):

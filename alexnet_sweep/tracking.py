@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import mlflow
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Run, RunStatus
+from mlflow.entities import Run, RunStatus, ViewType
 from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from alexnet_sweep import names
 from alexnet_sweep.errors import UserInputError, first_line
 from alexnet_sweep.redact import has_credentials, install_on_mlflow_logger, redact
+from alexnet_sweep.signals import held
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,8 @@ def job_run(
             log_params_once(flatten_params(cfg))
             yield run
         except KeyboardInterrupt:
-            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            with held("Stopping: the run is being ended KILLED first"):  # a second signal must not leave it RUNNING
+                mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
             raise
         except (Exception, SystemExit) as err:  # SystemExit: code inside the job may call sys.exit
             mlflow.set_tag(names.TAG_ERROR, one_line(err))
@@ -223,7 +225,11 @@ def one_line(err: BaseException) -> str:
 
 
 def search_all_runs(
-    client: MlflowClient, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
+    client: MlflowClient,
+    experiment_ids: list[str],
+    filter_string: str = "",
+    order_by: list[str] | None = None,
+    view: int = ViewType.ACTIVE_ONLY,
 ) -> list[Run]:
     """Every run a search matches, page after page (`MlflowClient.search_runs` returns one page of at most 1,000).
 
@@ -232,6 +238,7 @@ def search_all_runs(
         experiment_ids: The experiments to search.
         filter_string: An MLflow search filter, e.g. "tags.`sweep.config_hash` = 'abc'".
         order_by: MLflow order-by clauses.
+        view: Which runs by lifecycle (`mlflow.entities.ViewType`): active ones, deleted ones or all.
 
     Returns:
         All matching runs, in the requested order.
@@ -242,6 +249,7 @@ def search_all_runs(
         page = client.search_runs(
             experiment_ids,
             filter_string=filter_string,
+            run_view_type=view,
             order_by=order_by,
             max_results=SEARCH_PAGE,
             page_token=page_token,

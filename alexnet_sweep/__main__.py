@@ -35,7 +35,11 @@ def cli() -> None:
     """Registers our configs and Hydra plugins, then hands the command line to Hydra."""
     register()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/preemption stops a job as Ctrl-C does
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # a sweep handles its own; this is a single run, or a sweep before its parent run
+        logging.getLogger(__name__).error("Interrupted (Ctrl-C or SIGTERM); a run that had started ended KILLED")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

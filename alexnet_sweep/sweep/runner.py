@@ -26,7 +26,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import checkpoint, names, tracking
+from alexnet_sweep import checkpoint, names, signals, tracking
 from alexnet_sweep.errors import JobLost, UserInputError, first_line
 from alexnet_sweep.plan import Plan, grid_identity, prefix_identity
 from alexnet_sweep.redact import redact
@@ -35,6 +35,8 @@ from alexnet_sweep.sweep.planning import plan_jobs, share_from_sibling
 from alexnet_sweep.sweep.state import JobEntry, SweepFile
 
 log = logging.getLogger(__name__)
+
+STOPPING = "Stopping: the sweep first records how its runs ended and prints its summary (seconds)"
 
 
 class SweepRunner:
@@ -87,24 +89,35 @@ class SweepRunner:
         self.jobs = [job for wave in waves for job in wave]
         self.wave_of = [index for index, wave in enumerate(waves) for _ in wave]
         runnable = [job.params for job in self.jobs if job.refused is None]
-        self.parent_run_id = parent.open_parent(
-            self.client, self.experiment_id, grid=grid_identity(runnable), resume=self.config.resume,
-            overrides=list(self.config.hydra.overrides.task), sweep_dir=self.sweep_dir,
-        )  # fmt: skip
+        with signals.held(STOPPING) as interrupted:
+            self.parent_run_id = parent.open_parent(
+                self.client, self.experiment_id, grid=grid_identity(runnable), resume=self.config.resume,
+                overrides=list(self.config.hydra.overrides.task), sweep_dir=self.sweep_dir,
+            )  # fmt: skip
         try:
+            if interrupted:
+                raise KeyboardInterrupt
             returns = self._launch_all()
         except KeyboardInterrupt:
-            self._end(status="KILLED")
+            self._finish(status="KILLED")
             print("Run the same command again to resume: finished jobs are skipped, the interrupted one continues.")
             sys.exit(130)
         except Exception as err:
             log.error("The sweep stopped: %s", redact(tracking.one_line(err)))
             log.debug("Traceback", exc_info=True)
-            self._end(status="FAILED", cause=f"the sweep stopped: {tracking.one_line(err)}")
+            self._finish(status="FAILED", cause=f"the sweep stopped: {tracking.one_line(err)}")
             sys.exit(1)
-        if self._end() != "FINISHED":
+        if self._finish() != "FINISHED":
             sys.exit(1)
         return returns
+
+    def _finish(self, status: str | None = None, cause: str | None = None) -> str:
+        """Ends the sweep with Ctrl-C and SIGTERM held; exits 130 if one arrived meanwhile. Returns the status."""
+        with signals.held(STOPPING) as interrupted:
+            status = self._end(status, cause)
+        if interrupted and status != "KILLED":
+            sys.exit(130)
+        return status
 
     def _launch_all(self) -> list[JobReturn]:
         self.plans = self._plan()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
 import traceback
 from pathlib import Path
@@ -17,6 +15,7 @@ from omegaconf import DictConfig
 from alexnet_sweep import names, tracking, train
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.redact import redact
+from alexnet_sweep.sweep.ownership import this_process
 from alexnet_sweep.sweep.state import SweepFile
 
 log = logging.getLogger(__name__)
@@ -73,11 +72,6 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
         return {"status": "FAILED", "cause": cause}
     log.info("%s done: %s", label, format_metrics(result.metrics))
     return {"status": "FINISHED", "run_id": result.run_id, "metrics": result.metrics}
-
-
-def this_process() -> str:
-    """Names this process across machines: `host:pid`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

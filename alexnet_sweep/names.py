@@ -33,6 +33,9 @@ TAG_CONTINUED_FROM = "continued_from"  # the finished sibling whose epochs a run
 TAG_SHARED_EPOCHS = "continued_from.epochs"  # how many epochs it copied from that sibling
 TAG_SUPERSEDED_BY = "sweep.superseded_by"  # an unfinished run that a rerun of its job replaced
 
+# Experiment tags: a running sweep's claim on its grid (`sweep/ownership.py`), `sweep.claim.<grid>.<id>`.
+CLAIM_PREFIX = "sweep.claim."
+
 # Tags of a sweep's parent run.
 TAG_SWEEP_DIR = "sweep.dir"
 TAG_GRID = "sweep.grid_hash"  # the set of the sweep's job configs: a rerun of the same grid resumes this parent

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import Run, ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from alexnet_sweep import names, report, tracking
+from alexnet_sweep import checkpoint, names, report, tracking
 from alexnet_sweep.redact import redact
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def open_parent(
         sweep_dir: The sweep's output folder, recorded as a tag.
     """
     query = f"tags.`{names.TAG_GRID}` = '{grid}'"
+    discard_deleted(client, experiment_id, query)
     earlier = client.search_runs([experiment_id], filter_string=query, max_results=1, order_by=["start_time DESC"])
     if resume and earlier:
         parent = earlier[0]
@@ -65,6 +66,34 @@ def open_parent(
         names.TAG_GRID: grid,
     }
     return client.create_run(experiment_id, run_name=sweep_run_name(overrides), tags=tags).info.run_id
+
+
+def discard_deleted(client: MlflowClient, experiment_id: str, parents_query: str) -> None:
+    """Cleans up after runs deleted in the MLflow UI (or API) since the sweep last ran.
+
+    A deleted parent run takes its children with it: any still RUNNING ends KILLED, each is deleted too (no
+    orphaned active child), and their saved states are removed. A deleted child's saved state is removed. The
+    sweep then starts those jobs afresh: a deleted run means "forget this result".
+
+    Args:
+        client: Client of the sweep's store.
+        experiment_id: The sweep's experiment.
+        parents_query: Selects the parent runs of this grid (`tags.sweep.grid_hash = ...`).
+    """
+    parents = tracking.search_all_runs(client, [experiment_id], parents_query, view=ViewType.ALL)
+    for sweep_parent in parents:
+        query = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{sweep_parent.info.run_id}'"
+        for child in tracking.search_all_runs(client, [experiment_id], query, view=ViewType.ALL):
+            if "deleted" not in (sweep_parent.info.lifecycle_stage, child.info.lifecycle_stage):
+                continue
+            if child.info.status == "RUNNING":
+                client.set_terminated(child.info.run_id, "KILLED")
+            if child.info.lifecycle_stage != "deleted":
+                client.delete_run(child.info.run_id)
+                log.info("Run %s belonged to the deleted parent run %s: deleted too", child.info.run_id,
+                         sweep_parent.info.run_id)  # fmt: skip
+            if child.data.tags.get(names.TAG_CHECKPOINT):
+                checkpoint.remove(Path(child.data.tags[names.TAG_CHECKPOINT]))
 
 
 def end_running_children(

@@ -30,7 +30,7 @@ from alexnet_sweep import checkpoint, names, signals, tracking
 from alexnet_sweep.errors import JobLost, UserInputError, first_line
 from alexnet_sweep.plan import Plan, grid_identity, prefix_identity
 from alexnet_sweep.redact import redact
-from alexnet_sweep.sweep import grid, parent, summary
+from alexnet_sweep.sweep import grid, ownership, parent, summary
 from alexnet_sweep.sweep.planning import plan_jobs, share_from_sibling
 from alexnet_sweep.sweep.state import JobEntry, SweepFile
 
@@ -88,10 +88,15 @@ class SweepRunner:
         waves = grid.in_waves(jobs)
         self.jobs = [job for wave in waves for job in wave]
         self.wave_of = [index for index, wave in enumerate(waves) for _ in wave]
-        runnable = [job.params for job in self.jobs if job.refused is None]
+        grid_id = grid_identity([job.params for job in self.jobs if job.refused is None])
         with signals.held(STOPPING) as interrupted:
+            try:
+                self.claim = ownership.GridClaim(self.client, self.experiment_id, grid_id)
+            except ownership.SweepBusy as err:
+                log.error("%s", err)
+                sys.exit(1)
             self.parent_run_id = parent.open_parent(
-                self.client, self.experiment_id, grid=grid_identity(runnable), resume=self.config.resume,
+                self.client, self.experiment_id, grid=grid_id, resume=self.config.resume,
                 overrides=list(self.config.hydra.overrides.task), sweep_dir=self.sweep_dir,
             )  # fmt: skip
         try:
@@ -114,7 +119,10 @@ class SweepRunner:
     def _finish(self, status: str | None = None, cause: str | None = None) -> str:
         """Ends the sweep with Ctrl-C and SIGTERM held; exits 130 if one arrived meanwhile. Returns the status."""
         with signals.held(STOPPING) as interrupted:
-            status = self._end(status, cause)
+            try:
+                status = self._end(status, cause)
+            finally:
+                self.claim.release()
         if interrupted and status != "KILLED":
             sys.exit(130)
         return status
@@ -247,7 +255,11 @@ class SweepRunner:
             self.client, self.experiment_id, self.parent_run_id, status="KILLED" if interrupted else "FAILED",
             causes={str(num): why for num, why in self.causes.items()}, cause=cause or "its process ended",
         )  # fmt: skip
-        rows = self._rows(interrupted)
+        reused = [plan.run_id for plan in getattr(self, "plans", {}).values() if plan.action == "skip"]
+        parent.record_reused_runs(self.client, self.parent_run_id, reused)
+        runs = parent.runs_by_config(self.client, self.parent_run_id)
+        overrides = [self._overrides(num) for num in range(len(self.jobs))]
+        rows = summary.rows(self.jobs, overrides, runs, self.causes, interrupted)
         written = None
         if not interrupted:
             written = parent.attach_report(self.client, self.parent_run_id, self.sweep_dir / "report")
@@ -267,18 +279,6 @@ class SweepRunner:
         text = summary.format_summary(rows, where=where, interrupted=interrupted)
         print(redact(text) + (f"\nReport: {_shown(written)}" if written else ""))
         return status
-
-    def _rows(self, interrupted: bool) -> list[summary.Row]:
-        """One row per job of the grid, from its MLflow run (this sweep's, or the FINISHED run it skipped for)."""
-        reused = [plan.run_id for plan in getattr(self, "plans", {}).values() if plan.action == "skip"]
-        parent.record_reused_runs(self.client, self.parent_run_id, reused)
-        runs = parent.runs_by_config(self.client, self.parent_run_id)
-        rows = []
-        for num, job in enumerate(self.jobs):
-            run = runs.get(job.identity) if job.refused is None else None
-            never = "never started" if interrupted else "left no MLflow run"
-            rows.append(summary.row(self._overrides(num), run, self.causes.get(num), never))
-        return rows
 
     def _label(self, num: int) -> str:
         return f"[{num + 1}/{len(self.jobs)}]"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mlflow.entities import Run
 
 from alexnet_sweep import names
+from alexnet_sweep.sweep.grid import Job
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,21 @@ class Row:
     val_accuracy: float | None = None
     test_accuracy: float | None = None
     cause: str | None = None
+
+
+def rows(
+    jobs: Sequence[Job],
+    overrides: Sequence[str],
+    runs: Mapping[str | None, Run],
+    causes: Mapping[int, str],
+    interrupted: bool,
+) -> list[Row]:
+    """One row per job of the grid, from its MLflow run (by config hash), or NOT STARTED with its cause."""
+    never = "never started" if interrupted else "left no MLflow run"
+    return [
+        row(overrides[num], runs.get(job.identity) if job.refused is None else None, causes.get(num), never)
+        for num, job in enumerate(jobs)
+    ]
 
 
 def row(overrides: str, run: Run | None, cause: str | None, missing: str) -> Row:

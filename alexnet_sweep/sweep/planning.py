@@ -67,7 +67,8 @@ def _plan_one(client: MlflowClient, runs: list[Run], parent_run_id: str, fresh_d
     state = saved_state(run)
     logged = last_logged_epoch(client, run.info.run_id)
     if (state.epoch if state else 0) < logged:
-        log.warning("Run %s logged %d epochs but its checkpoint is gone: starting over", run.info.run_id, logged)
+        log.warning("Run %s logged %d epochs but has no usable saved state: starting over in a new run",
+                    run.info.run_id, logged)  # fmt: skip
         return Plan(checkpoint_dir=fresh_dir, supersedes=run.info.run_id)
     return Plan(
         "continue",
@@ -115,7 +116,7 @@ def share_from_sibling(client: MlflowClient, experiment_id: str, params: Mapping
 
 
 def saved_state(run: Run) -> checkpoint.SavedState | None:
-    """The training state a run saved, if its checkpoint directory still holds one."""
+    """The training state a run saved, if its checkpoint directory still holds a usable one (`checkpoint.load`)."""
     directory = run.data.tags.get(names.TAG_CHECKPOINT)
     return checkpoint.load(Path(directory)) if directory else None
 

@@ -122,20 +122,36 @@ def run(
 def _restore(plan: Plan, model: keras.Model) -> checkpoint.SavedState | None:
     """Loads the state a continued or sharing job starts from, and logs the epochs it inherits.
 
+    A state that Keras refuses although its files looked complete when the job was planned is set aside
+    (`checkpoint.set_aside`, with the sibling's own state when sharing), so this attempt fails once and the next
+    run of the sweep plans the job afresh: over in a new run, or from a usable sibling's state.
+
     Raises:
-        RuntimeError: If the saved state the plan names is gone (deleted between planning and now).
+        RuntimeError: If the saved state the plan names is gone or unusable (one line: the file, what is wrong,
+            and that the next run of the sweep starts the job over).
     """
     if plan.state_dir is None:
         return None
-    state = checkpoint.load(Path(plan.state_dir))
+    state = checkpoint.load(Path(plan.state_dir))  # logs what is wrong with a state it cannot use
     if state is None:
-        raise RuntimeError(f"the saved state in {plan.state_dir} is gone; run the sweep again to start over")
+        raise RuntimeError(
+            f"the saved state in {plan.state_dir} is gone or unusable; run the sweep again to start over"
+        )
     logged = plan.logged_epochs  # a continued run logged some of these epochs itself
+    inherited = {names.TAG_CONTINUED_FROM: plan.run_id, names.TAG_SHARED_EPOCHS: str(state.epoch)}
     if plan.action == "share":
         state = checkpoint.start_from(state, Path(plan.checkpoint_dir))
         # Only now: a run killed before its copy of the state exists starts over, without these tags.
-        mlflow.set_tags({names.TAG_CONTINUED_FROM: plan.run_id, names.TAG_SHARED_EPOCHS: str(state.epoch)})
-    checkpoint.restore(model, state)
+        mlflow.set_tags(inherited)
+    try:
+        checkpoint.restore(model, state)
+    except checkpoint.UnusableState as err:
+        for directory in {Path(plan.state_dir), state.directory}:
+            checkpoint.set_aside(directory)
+        if plan.action == "share":  # the next attempt goes on in this run without the sibling's epochs
+            for key in inherited:
+                mlflow.delete_tag(key)
+        raise RuntimeError(f"{err}; set aside, run the sweep again to start this job over") from None
     for epoch, metrics in enumerate(state.history[logged:], start=logged + 1):
         mlflow.log_metrics(metrics, step=epoch)
     log.info("Continuing after epoch %d", state.epoch)

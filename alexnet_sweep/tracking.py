@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import socket
@@ -53,7 +54,9 @@ def connect(tracking_uri: str) -> MlflowClient:
     install_on_mlflow_logger()
     _check_database_answers(tracking_uri, fix)
     try:
-        client = MlflowClient(tracking_uri=tracking_uri)
+        with _one_creator_at_a_time(tracking_uri):
+            client = MlflowClient(tracking_uri=tracking_uri)
+            client.search_experiments(max_results=1)  # creates the tables of a new store now, inside the lock
     except UnsupportedModelRegistryStoreURIException:
         scheme = urlparse(tracking_uri).scheme
         raise UserInputError(f"mlflow.tracking_uri={shown!r}: MLflow has no store for {scheme!r}; {fix}") from None
@@ -64,6 +67,26 @@ def connect(tracking_uri: str) -> MlflowClient:
         _check_server_answers(tracking_uri, fix)
     mlflow.set_tracking_uri(tracking_uri)
     return client
+
+
+@contextlib.contextmanager
+def _one_creator_at_a_time(tracking_uri: str) -> Iterator[None]:
+    """Lets one process at a time open a local SQLite store, so that only one creates its tables.
+
+    Processes creating a new SQLite store's tables at once (two sweeps, or a sweep and a single run, started
+    together) break it: `table ... already exists`, runs lost. An exclusive lock on the store's folder serializes
+    the opening, which takes milliseconds once the tables exist.
+    """
+    folder = Path(tracking_uri.removeprefix("sqlite:///")).parent if tracking_uri.startswith("sqlite:///") else None
+    if folder is None or not folder.is_dir():
+        yield  # a server or a database: it creates its own schema once; or no folder, which MLflow reports
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _check_server_answers(tracking_uri: str, fix: str) -> None:
@@ -219,8 +242,13 @@ def log_params_once(params: Mapping[str, str]) -> None:
 
 
 def one_line(err: BaseException) -> str:
-    """Returns `Type: first line of the message`, the cause shown in tags and summaries."""
+    """Returns `Type: first line of the message`, the cause shown in tags and summaries.
+
+    An exception whose class sets `cause_is_message` (`callbacks.Diverged`) is shown by its message alone.
+    """
     message = first_line(err)
+    if getattr(err, "cause_is_message", False) and message:
+        return message
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 

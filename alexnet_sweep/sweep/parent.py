@@ -86,9 +86,9 @@ def discard_deleted(client: MlflowClient, experiment_id: str, parents_query: str
         for child in tracking.search_all_runs(client, [experiment_id], query, view=ViewType.ALL):
             if "deleted" not in (sweep_parent.info.lifecycle_stage, child.info.lifecycle_stage):
                 continue
-            if child.info.status == "RUNNING":
-                client.set_terminated(child.info.run_id, "KILLED")
-            if child.info.lifecycle_stage != "deleted":
+            if child.info.lifecycle_stage != "deleted":  # a deleted run's status can no longer change
+                if child.info.status == "RUNNING":
+                    client.set_terminated(child.info.run_id, "KILLED")
                 client.delete_run(child.info.run_id)
                 log.info("Run %s belonged to the deleted parent run %s: deleted too", child.info.run_id,
                          sweep_parent.info.run_id)  # fmt: skip

@@ -1,0 +1,101 @@
+"""Who runs a sweep (claims on a grid) and what a resume does with deleted runs: no training, a store per test."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.entities import ViewType
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from alexnet_sweep import names, tracking
+from alexnet_sweep.sweep import ownership
+from alexnet_sweep.sweep import parent as sweep_parent
+
+
+@pytest.fixture
+def experiment(store):
+    client = tracking.connect(store)
+    return client, tracking.get_or_create_experiment(client, "smoke")
+
+
+def claim_of(client, experiment_id, process, renewed, name="other"):
+    value = json.dumps({"process": process, "renewed": renewed})
+    client.set_experiment_tag(experiment_id, f"{names.CLAIM_PREFIX}g.{name}", value)
+
+
+def claims(client, experiment_id):
+    return {key for key in client.get_experiment(experiment_id).tags if key.startswith(names.CLAIM_PREFIX)}
+
+
+def a_dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_live_claim_on_the_grid_refuses_a_second_sweep_in_one_line(experiment):
+    client, experiment_id = experiment
+    claim_of(client, experiment_id, "elsewhere:123", time.time() - 20)  # another machine, renewed 20 s ago
+    with pytest.raises(ownership.SweepBusy) as caught:
+        ownership.GridClaim(client, experiment_id, "g")
+    assert str(caught.value).startswith("another sweep of this grid is running (process elsewhere:123, alive 20 s")
+    assert claims(client, experiment_id) == {f"{names.CLAIM_PREFIX}g.other"}, "the refused claim is withdrawn"
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        pytest.param(lambda: (f"{ownership.socket.gethostname()}:{a_dead_pid()}", time.time()), id="dead-here"),
+        pytest.param(lambda: ("elsewhere:123", time.time() - ownership.ALIVE_S - 1), id="silent-elsewhere"),
+    ],
+)
+def test_a_claim_whose_process_is_gone_is_taken_over_and_cleared(experiment, owner):
+    client, experiment_id = experiment
+    claim_of(client, experiment_id, *owner())
+    mine = ownership.GridClaim(client, experiment_id, "g")
+    assert claims(client, experiment_id) == {mine.key}
+    mine.release()
+    assert claims(client, experiment_id) == set()
+
+
+def test_claims_on_other_grids_do_not_interfere(experiment):
+    client, experiment_id = experiment
+    first = ownership.GridClaim(client, experiment_id, "g")
+    other = ownership.GridClaim(client, experiment_id, "h")
+    with pytest.raises(ownership.SweepBusy):
+        ownership.GridClaim(client, experiment_id, "g")
+    first.release(), other.release()
+
+
+def test_resume_after_the_parent_was_deleted_leaves_no_active_child_nor_saved_state(experiment, tmp_path):
+    client, experiment_id = experiment
+    old = sweep_parent.open_parent(client, experiment_id, grid="g", resume=True, overrides=[], sweep_dir=tmp_path)
+    saved = tmp_path / "checkpoints" / old / "job"
+    saved.mkdir(parents=True)
+    (saved / "epoch-0001.weights.h5").write_bytes(b"weights")
+    tags = {MLFLOW_PARENT_RUN_ID: old, names.TAG_CHECKPOINT: str(saved)}
+    killed = client.create_run(experiment_id, tags=tags).info.run_id
+    client.set_terminated(killed, "KILLED")
+    client.delete_run(old)  # in the MLflow UI
+
+    new = sweep_parent.open_parent(client, experiment_id, grid="g", resume=True, overrides=[], sweep_dir=tmp_path)
+    assert new != old
+    assert client.get_run(killed).info.lifecycle_stage == "deleted", "no orphaned active child"
+    assert not saved.exists(), "its saved state is not left behind"
+    active = tracking.search_all_runs(client, [experiment_id])
+    assert [run.info.run_id for run in active] == [new]
+
+
+def test_a_deleted_child_loses_its_saved_state_and_its_parent_goes_on(experiment, tmp_path):
+    client, experiment_id = experiment
+    sweep = sweep_parent.open_parent(client, experiment_id, grid="g", resume=True, overrides=[], sweep_dir=tmp_path)
+    client.set_terminated(sweep, "KILLED")
+    saved = tmp_path / "state"
+    saved.mkdir()
+    child = client.create_run(experiment_id, tags={MLFLOW_PARENT_RUN_ID: sweep, names.TAG_CHECKPOINT: str(saved)})
+    client.delete_run(child.info.run_id)
+    again = sweep_parent.open_parent(client, experiment_id, grid="g", resume=True, overrides=[], sweep_dir=tmp_path)
+    assert again == sweep and not saved.exists()
+    assert len(client.search_runs([experiment_id], run_view_type=ViewType.ALL)) == 2

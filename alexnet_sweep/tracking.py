@@ -24,7 +24,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from alexnet_sweep import names
 from alexnet_sweep.errors import UserInputError, first_line
-from alexnet_sweep.redact import has_credentials, install_on_mlflow_logger, redact
+from alexnet_sweep.redact import (
+    PASSWORD_VARIABLE,
+    URI_VARIABLE,
+    USERNAME_VARIABLE,
+    has_credentials,
+    install_on_mlflow_logger,
+    is_masked,
+    mask_uri,
+    redact,
+)
 from alexnet_sweep.signals import held
 
 log = logging.getLogger(__name__)
@@ -37,18 +46,25 @@ SEARCH_PAGE = 1000  # runs per page of a search: the most MLflow's stores return
 def connect(tracking_uri: str) -> MlflowClient:
     """Opens the tracking store and makes it the one the fluent `mlflow.*` API writes to.
 
+    The process environment is left as it was: MLflow's `set_tracking_uri` would also export the URI, a password
+    included, as `MLFLOW_TRACKING_URI` to every process started later, which `python -m alexnet_sweep` takes as its
+    store (`redact.hide_tracking_credentials`).
+
     Args:
-        tracking_uri: `sqlite:///mlflow.db`, `http(s)://host:port`, or a database URL.
+        tracking_uri: `sqlite:///mlflow.db`, `http(s)://host:port`, or a database URL; with its user info masked
+            (`http://***@host:5000`, as the config holds a URI whose password was typed on the command line), the
+            real URI comes from the environment (`real_uri`).
 
     Returns:
         A client of that store.
 
     Raises:
-        UserInputError: If MLflow cannot use the URI (unknown scheme, file store, missing database driver) or no
-            server answers at an http(s) URI.
+        UserInputError: If MLflow cannot use the URI (unknown scheme, file store, missing database driver), no
+            server answers at an http(s) URI, or a masked URI's credentials are not in the environment.
     """
     fix = "use sqlite:///mlflow.db, http(s)://HOST:PORT of a running MLflow server, or a database URL"
     shown = redact(tracking_uri)
+    tracking_uri = real_uri(tracking_uri)
     if has_credentials(tracking_uri):
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # MLflow prints run URLs with them otherwise
     install_on_mlflow_logger()
@@ -65,8 +81,39 @@ def connect(tracking_uri: str) -> MlflowClient:
         raise UserInputError(f"mlflow.tracking_uri={shown!r}: {type(err).__name__}: {reason}; {fix}") from None
     if urlparse(tracking_uri).scheme in ("http", "https"):
         _check_server_answers(tracking_uri, fix)
+    exported = os.environ.get(URI_VARIABLE)
     mlflow.set_tracking_uri(tracking_uri)
+    if exported is None:
+        os.environ.pop(URI_VARIABLE, None)
+    else:
+        os.environ[URI_VARIABLE] = exported
     return client
+
+
+def real_uri(tracking_uri: str) -> str:
+    """Returns the URI to connect with: `tracking_uri` itself, or for a masked one (`http://***@host`) the real URI.
+
+    The real URI is `MLFLOW_TRACKING_URI` when that masks to `tracking_uri` (`python -m alexnet_sweep` puts a URI
+    typed with its password there; a user may set it). An http(s) URI may instead rely on `MLFLOW_TRACKING_USERNAME`
+    and `MLFLOW_TRACKING_PASSWORD`, which MLflow sends to the server itself: the URI is then returned without user
+    info.
+
+    Raises:
+        UserInputError: If the URI is masked and the environment holds neither.
+    """
+    if not is_masked(tracking_uri):
+        return tracking_uri
+    whole = os.environ.get(URI_VARIABLE, "")
+    if whole and mask_uri(whole) == tracking_uri:
+        return whole
+    http = urlparse(tracking_uri).scheme in ("http", "https")
+    if http and os.environ.get(USERNAME_VARIABLE) and os.environ.get(PASSWORD_VARIABLE):
+        return tracking_uri.replace("***@", "", 1)
+    either = f" (or {USERNAME_VARIABLE} and {PASSWORD_VARIABLE})" if http else ""
+    raise UserInputError(
+        f"mlflow.tracking_uri={tracking_uri!r}: its user and password are not in this process's environment; set "
+        f"{URI_VARIABLE} to the whole URI{either} where the job runs"
+    )
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
 from alexnet_sweep import names
-from alexnet_sweep.errors import UserInputError, first_line
+from alexnet_sweep.errors import UserInputError, first_line, root_cause
 from alexnet_sweep.redact import (
     PASSWORD_VARIABLE,
     URI_VARIABLE,
@@ -289,10 +289,11 @@ def log_params_once(params: Mapping[str, str]) -> None:
 
 
 def one_line(err: BaseException) -> str:
-    """Returns `Type: first line of the message`, the cause shown in tags and summaries.
+    """Returns `Type: first line of the message` of the root cause (`errors.root_cause`), shown in tags and summaries.
 
     An exception whose class sets `cause_is_message` (`callbacks.Diverged`) is shown by its message alone.
     """
+    err = root_cause(err)
     message = first_line(err)
     if getattr(err, "cause_is_message", False) and message:
         return message

@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -99,3 +100,30 @@ def test_a_deleted_child_loses_its_saved_state_and_its_parent_goes_on(experiment
     again = sweep_parent.open_parent(client, experiment_id, grid="g", resume=True, overrides=[], sweep_dir=tmp_path)
     assert again == sweep and not saved.exists()
     assert len(client.search_runs([experiment_id], run_view_type=ViewType.ALL)) == 2
+
+
+OPEN_THE_STORE = """
+import sys, time
+from alexnet_sweep import tracking
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+client = tracking.connect(f"sqlite:///{sys.argv[1]}")
+print(tracking.get_or_create_experiment(client, "smoke"))
+"""
+
+
+@pytest.mark.slow  # four Python processes importing MLflow
+def test_processes_opening_one_new_store_at_once_all_succeed_with_one_experiment(tmp_path):
+    # Without the lock, 3 of 4 processes failed here with "table ... already exists" (and the file could break).
+    start = time.time() + 5  # all four have imported MLflow by then
+    db = tmp_path / "mlflow.db"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", OPEN_THE_STORE, str(db), str(start)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        for _ in range(4)
+    ]  # fmt: skip
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0] * 4, outputs
+    assert len({output.strip().splitlines()[-1] for output in outputs}) == 1, "one experiment, the same id for all"
+    assert [e.name for e in MlflowClient(f"sqlite:///{db}").search_experiments()] == ["smoke", "Default"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -13,6 +14,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep import checkpoint, names, tracking
 from alexnet_sweep.plan import Plan, identity, prefix_identity
+from alexnet_sweep.sweep.grid import Job
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,26 @@ def share_from_sibling(client: MlflowClient, experiment_id: str, params: Mapping
         state_epoch=state.epoch,
         shared_epochs=state.epoch,
     )
+
+
+def release_saved_state(job: Job, plan: Plan, pending: Sequence[Job]) -> bool:
+    """Deletes a finished job's saved state unless a job still to run may start from it; says if it did."""
+    longer_later = any(
+        prefix_identity(other.params) == prefix_identity(job.params) and other.epochs > job.epochs for other in pending
+    )
+    if longer_later or not plan.checkpoint_dir:
+        return False
+    checkpoint.remove(Path(plan.checkpoint_dir))
+    return True
+
+
+def remove_saved_states(finished: Sequence[Plan], folder: Path) -> None:
+    """At the end of a sweep: deletes the finished jobs' saved states, and the sweep's folder of them once empty."""
+    for plan in finished:
+        if plan.checkpoint_dir:
+            checkpoint.remove(Path(plan.checkpoint_dir))  # resume and sharing are done with it
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def saved_state(run: Run) -> checkpoint.SavedState | None:

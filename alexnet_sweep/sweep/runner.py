@@ -13,7 +13,6 @@ command line to `SweepRunner.run`. Everything a sweep promises lives here, whate
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
@@ -26,12 +25,12 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import checkpoint, names, signals, tracking
+from alexnet_sweep import names, signals, tracking
 from alexnet_sweep.errors import JobLost, UserInputError, first_line
-from alexnet_sweep.plan import Plan, grid_identity, prefix_identity
+from alexnet_sweep.plan import Plan, grid_identity
 from alexnet_sweep.redact import redact
 from alexnet_sweep.sweep import grid, ownership, parent, summary
-from alexnet_sweep.sweep.planning import plan_jobs, share_from_sibling
+from alexnet_sweep.sweep.planning import plan_jobs, release_saved_state, remove_saved_states, share_from_sibling
 from alexnet_sweep.sweep.state import JobEntry, SweepFile
 
 log = logging.getLogger(__name__)
@@ -239,45 +238,49 @@ class SweepRunner:
         """Deletes the saved states of finished jobs that no job still to run can start from (~700 MB each)."""
         pending = [job for num, job in enumerate(self.jobs) if num in self.plans and str(num) not in self.file.jobs]
         for num in list(self.finished):
-            job = self.jobs[num]
-            longer_later = any(
-                prefix_identity(other.params) == prefix_identity(job.params) and other.epochs > job.epochs
-                for other in pending
-            )
-            if not longer_later and self.plans[num].checkpoint_dir:
-                checkpoint.remove(Path(self.plans[num].checkpoint_dir))
+            if release_saved_state(self.jobs[num], self.plans[num], pending):
                 self.finished.discard(num)
 
     def _end(self, status: str | None = None, cause: str | None = None) -> str:
-        """Ends the sweep: leftover runs, the report, the parent's status, the summary. Returns that status."""
-        interrupted = status == "KILLED"
-        parent.end_running_children(
-            self.client, self.experiment_id, self.parent_run_id, status="KILLED" if interrupted else "FAILED",
-            causes={str(num): why for num, why in self.causes.items()}, cause=cause or "its process ended",
-        )  # fmt: skip
+        """Ends the sweep: leftover runs, the report, the parent's status, the summary. Returns that status.
+
+        A store that refuses writes (full disk, read-only, server down) never stops this: what it refused is named
+        in one line with its root cause, and the summary is printed from what can be read.
+        """
+        interrupted, refused = status == "KILLED", []
+
+        def attempt(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return call(*args, **kwargs)
+            except Exception as err:
+                refused.append(f"{what} ({tracking.one_line(err)})")
+                return None
+
+        causes = {str(num): why for num, why in self.causes.items()}
+        attempt("ending the runs left RUNNING", parent.end_running_children, self.client, self.experiment_id,
+                self.parent_run_id, status="KILLED" if interrupted else "FAILED", causes=causes,
+                cause=cause or "its process ended")  # fmt: skip
         reused = [plan.run_id for plan in getattr(self, "plans", {}).values() if plan.action == "skip"]
-        parent.record_reused_runs(self.client, self.parent_run_id, reused)
-        runs = parent.runs_by_config(self.client, self.parent_run_id)
+        attempt("naming the reused runs", parent.record_reused_runs, self.client, self.parent_run_id, reused)
+        runs = attempt("reading the runs", parent.runs_by_config, self.client, self.parent_run_id) or {}
         overrides = [self._overrides(num) for num in range(len(self.jobs))]
         rows = summary.rows(self.jobs, overrides, runs, self.causes, interrupted)
         written = None
         if not interrupted:
             written = parent.attach_report(self.client, self.parent_run_id, self.sweep_dir / "report")
-            for num, plan in getattr(self, "plans", {}).items():
-                if plan.checkpoint_dir and rows[num].status == "FINISHED":
-                    checkpoint.remove(Path(plan.checkpoint_dir))  # resume and sharing are done with it
-            with contextlib.suppress(OSError):  # the sweep's folder of states, once empty
-                (Path(self.config.checkpoint_dir).resolve() / self.parent_run_id).rmdir()
+            finished = [plan for num, plan in getattr(self, "plans", {}).items() if rows[num].status == "FINISHED"]
+            remove_saved_states(finished, Path(self.config.checkpoint_dir).resolve() / self.parent_run_id)
         status = status or ("FINISHED" if all(row.status == "FINISHED" for row in rows) else "FAILED")
-        self.client.set_terminated(self.parent_run_id, status)
+        attempt("ending the parent run", self.client.set_terminated, self.parent_run_id, status)
         ui = tracking.ui_hint(self.file.tracking_uri, self.experiment_id) if hasattr(self, "file") else ""
-        where = [
-            f"MLflow: experiment {self.config.mlflow.experiment_name!r}, parent run {self.parent_run_id}",
-            f"  UI: {ui}",
-            f"Sweep dir: {_shown(self.sweep_dir)}",
-        ]
+        where = [f"MLflow: experiment {self.config.mlflow.experiment_name!r}, parent run {self.parent_run_id}",
+                 f"  UI: {ui}", f"Sweep dir: {_shown(self.sweep_dir)}"]  # fmt: skip
         text = summary.format_summary(rows, where=where, interrupted=interrupted)
         print(redact(text) + (f"\nReport: {_shown(written)}" if written else ""))
+        if refused:
+            log.error("The store refused %s: run the same command again once it accepts writes, and the sweep "
+                      "resumes and ends its runs", redact(refused[0]))  # fmt: skip
+            return "FAILED"
         return status
 
     def _label(self, num: int) -> str:

@@ -1,6 +1,7 @@
 """`python -m alexnet_sweep [-m] [key=value ...]`: one training job, or with -m a sweep of them."""
 
 import logging
+import os
 import signal
 import sys
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 from alexnet_sweep.config import validate
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.plugins import register
+from alexnet_sweep.redact import hide_tracking_credentials
 
 
 @hydra.main(version_base="1.3", config_path="pkg://alexnet_sweep.conf", config_name="config")
@@ -32,8 +34,17 @@ def main(cfg: DictConfig) -> float | dict | None:
 
 
 def cli() -> None:
-    """Registers our configs and Hydra plugins, then hands the command line to Hydra."""
+    """Registers our configs and Hydra plugins, then hands the command line to Hydra.
+
+    Hydra writes every override and the whole config into the run or sweep folder, so a tracking URI's password
+    is moved from the command line into the environment first (`redact.hide_tracking_credentials`).
+    """
     register()
+    try:
+        sys.argv[1:] = hide_tracking_credentials(sys.argv[1:], os.environ)
+    except UserInputError as err:
+        logging.getLogger(__name__).error("%s", err)
+        sys.exit(2)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/preemption stops a job as Ctrl-C does
     try:
         main()

@@ -1,18 +1,27 @@
 """The sweep report, on synthetic sweeps written straight into a per-test SQLite store (no training)."""
 
 import csv
+import http.server
 import os
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+import requests
+import sqlalchemy.exc
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep import names, report, tracking
+from alexnet_sweep.report import publish
 from alexnet_sweep.report.data import latest_sweep_parent, load_sweep
 from alexnet_sweep.report.figures import heatmap_axes
 
@@ -299,7 +308,11 @@ def test_cli_bad_input_is_one_line_and_exit_2(client, store, tmp_path, capsys):
         ("--parent", child): f"--parent='{child}': is a job run of sweep {parent_id}; pass that id",
         ("--parent", parent_id, "--experiment", "empty"): "not --experiment='empty'",
         ("--out", "mlflow.db"): "--out='mlflow.db': exists and is not a folder",
+        ("--out", "mlflow.db/sub"): "--out='mlflow.db/sub': cannot write the report there: NotADirectoryError: ",
+        ("--out", "/proc/forbidden"): "--out='/proc/forbidden': cannot write the report there: FileNotFoundError: ",
+        ("--out", "clash"): "--out='clash': cannot write the report there: IsADirectoryError: ",
     }
+    (tmp_path / "clash" / "report.md").mkdir(parents=True)  # a folder where the report's file goes
     for args, message in cases.items():
         assert report.main(["--tracking-uri", store, *args]) == 2, args
         out, err = capsys.readouterr()
@@ -311,3 +324,125 @@ def test_cli_bad_input_is_one_line_and_exit_2(client, store, tmp_path, capsys):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"error: --tracking-uri='{missing}': no MLflow store at {tmp_path / 'none.db'}\n"
     assert not (tmp_path / "none.db").exists() and not (tmp_path / "reports").exists()
+
+
+def one_error_line(err: str, message: str) -> None:
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_cli_option_syntax_errors_are_one_line_and_exit_2(capsys):
+    for args, message in {
+        ("--bogus",): "error: unrecognized arguments: --bogus (see --help)",
+        ("--out",): "error: argument --out: expected one argument (see --help)",
+    }.items():
+        with pytest.raises(SystemExit) as exited:
+            report.main(list(args))
+        out, err = capsys.readouterr()
+        assert exited.value.code == 2 and out == "" and err == message + "\n", err
+
+
+def test_cli_a_store_file_that_is_no_mlflow_store_is_one_line_exit_2_and_left_as_it_was(tmp_path, capsys):
+    (tmp_path / "folder.db").mkdir()
+    (tmp_path / "empty.db").touch()
+    (tmp_path / "garbage.db").write_bytes(b"garbage" * 200)
+    with closing(sqlite3.connect(tmp_path / "other.db")) as other:
+        other.execute("CREATE TABLE notes (text)")
+    cases = {
+        "folder.db": f"{tmp_path / 'folder.db'} is a folder, not an MLflow store",
+        "empty.db": f"{tmp_path / 'empty.db'} holds no MLflow store (no MLflow tables)",
+        "garbage.db": f"{tmp_path / 'garbage.db'} cannot be read as SQLite: file is not a database",
+        "other.db": f"{tmp_path / 'other.db'} holds no MLflow store (no MLflow tables)",
+    }
+    before = {name: (tmp_path / name).stat().st_mtime_ns for name in cases}
+    for name, message in cases.items():
+        uri = f"sqlite:///{tmp_path / name}"
+        assert report.main(["--tracking-uri", uri, "--out", str(tmp_path / "out")]) == 2, name
+        out, err = capsys.readouterr()
+        assert out == "" and err == f"error: --tracking-uri='{uri}': {message}\n"
+    assert {name: (tmp_path / name).stat().st_mtime_ns for name in cases} == before, "MLflow created no tables"
+    assert (tmp_path / "empty.db").stat().st_size == 0 and not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def not_mlflow_server():
+    """A local HTTP server that answers every request with a two-line 404 page: a server, but not MLflow's."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"<html>\nnot here\n</html>")
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_cli_a_server_that_is_absent_or_not_mlflow_is_one_line_and_exit_2(not_mlflow_server, tmp_path, capsys):
+    with socket.socket() as free:  # a port nothing listens on once it is closed
+        free.bind(("127.0.0.1", 0))
+        absent = f"http://127.0.0.1:{free.getsockname()[1]}"
+    for uri, message in {
+        absent: f"--tracking-uri='{absent}': no MLflow server answers (ConnectionError)",
+        not_mlflow_server: f"--tracking-uri='{not_mlflow_server}': ",
+    }.items():
+        assert report.main(["--tracking-uri", uri, "--out", str(tmp_path / "out")]) == 2, uri
+        out, err = capsys.readouterr()
+        assert out == ""
+        one_error_line(err, message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MlflowException("API request to http://host:5000/api/2.0/mlflow/runs/search failed\nafter 7 retries"),
+        sqlalchemy.exc.OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error")),
+        requests.ConnectionError("Connection aborted.\nRemoteDisconnected"),
+    ],
+    ids=["mlflow", "database", "server"],
+)
+def test_cli_a_store_that_fails_while_the_sweep_is_read_is_one_line_and_exit_2(client, store, monkeypatch,
+                                                                                 capsys, error):  # fmt: skip
+    parent_id, _ = make_sweep(client)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(publish, "load_sweep", fail)
+    assert report.main(["--tracking-uri", store, "--parent", parent_id, "--out", "out"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    one_error_line(err, f"error: --tracking-uri='{store}': reading the sweep failed: {type(error).__name__}: ")
+
+
+def test_cli_an_out_folder_it_may_not_write_is_one_line_and_exit_2(client, store, tmp_path):
+    parent_id, _ = make_sweep(client)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    # Root ignores permissions: drop the capability in the child process (FACTS.md, "Faults you can only test").
+    no_override = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps=-all"]
+    command = [
+        *no_override,
+        sys.executable,
+        "-m",
+        "alexnet_sweep.report",
+        "--tracking-uri",
+        store,
+        "--parent",
+        parent_id,
+    ]
+    for out_dir in ("locked", "locked/sub"):
+        result = subprocess.run([*command, "--out", out_dir], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        one_error_line(result.stderr, f"error: --out='{out_dir}': cannot write the report there: PermissionError: ")
+    assert not list(locked.iterdir())

@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.nodes import FloatNode, StringNode
 
-from alexnet_sweep.architecture import min_input_size
+from alexnet_sweep.architecture import BYTES_PER_PARAMETER, min_input_size, parameter_count, training_memory
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.gpu import check_setting as check_gpu_memory
 from alexnet_sweep.precision import SETTINGS as PRECISION_SETTINGS
 
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # a Python import path: package.module.Name
+REFERENCE_INPUT_SIZE = 227  # the reference AlexNet's input side
+# A container's memory limit as it sees it: cgroup v2, then v1 ("max" or a huge number where there is none).
+CGROUP_MEMORY_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 
 
 @dataclass
@@ -157,6 +162,75 @@ def validate(cfg: DictConfig) -> None:
     problem = check_gpu_memory(cfg.gpu_memory)
     if problem:
         raise _fail("gpu_memory", cfg.gpu_memory, problem)
+    too_big = _memory_problem(cfg, host_memory())
+    if too_big:
+        raise too_big
+
+
+def host_memory() -> int | None:
+    """Returns the bytes of memory this machine has: physical memory, or a container's limit if lower.
+
+    Returns:
+        The bytes, or None where the system reports neither.
+    """
+    sizes = []
+    try:
+        sizes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # a system without these sysconf names
+        pass
+    for path in CGROUP_MEMORY_LIMITS:
+        try:
+            sizes.append(int(path.read_text().strip()))
+        except (OSError, ValueError):  # no such file, or "max": no limit
+            pass
+    sizes = [size for size in sizes if size > 0]
+    return min(sizes) if sizes else None
+
+
+def _memory_problem(cfg: DictConfig, available: int | None) -> UserInputError | None:
+    """Refuses a model whose training cannot fit in `available` bytes (`architecture.training_memory`).
+
+    The error names the key to lower: `model.input_size` if the reference size would fit, else `model.dense_units`
+    or `batch_size`, whichever takes more of the estimate (the parameters or the activations).
+    """
+    if available is None:
+        return None
+    model = cfg.model
+    dense_units = list(model.dense_units)
+    # Activations in the compute dtype: float32, or 2 bytes under a mixed policy (`auto` may pick one; the lower
+    # count keeps the estimate one that cannot refuse a model that fits).
+    activation_bytes = 4 if cfg.precision == "float32" else 2
+    needed = training_memory(model.input_size, dense_units, cfg.batch_size, activation_bytes=activation_bytes)
+    if needed <= available:
+        return None
+    parameter_bytes = parameter_count(model.input_size, dense_units) * BYTES_PER_PARAMETER
+    smaller = training_memory(
+        min(model.input_size, REFERENCE_INPUT_SIZE), dense_units, cfg.batch_size, activation_bytes=activation_bytes
+    )
+    if model.input_size > REFERENCE_INPUT_SIZE and smaller <= available:
+        key, value = "model.input_size", model.input_size
+    elif parameter_bytes >= needed - parameter_bytes:  # the parameters take more than the activations
+        key, value = "model.dense_units", dense_units
+    else:
+        key, value = "batch_size", cfg.batch_size
+    return _fail(
+        key,
+        value,
+        f"{model.name} at {model.input_size}x{model.input_size} (dense_units {dense_units}, batch_size "
+        f"{cfg.batch_size}) needs about {format_bytes(needed)} to train ({parameter_bytes // BYTES_PER_PARAMETER:,} "
+        f"parameters x {BYTES_PER_PARAMETER} bytes for weight, gradient and Adam's moments, plus activations), "
+        f"more than this machine's {format_bytes(available)} of memory",
+    )
+
+
+def format_bytes(size: float) -> str:
+    """Formats a byte count for people: `512 MiB`, `1.2 GiB`, `220.4 TiB`."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    for unit in units:
+        if size < 1024 or unit == units[-1]:
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit in units[:3] else f"{size:.1f} {unit}"
 
 
 def _keys_outside_schema(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:

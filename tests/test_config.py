@@ -10,6 +10,8 @@ from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from alexnet_sweep import config
+from alexnet_sweep.architecture import training_memory
 from alexnet_sweep.config import validate
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.optimizer import build_optimizer
@@ -169,3 +171,72 @@ def test_help_lists_every_group_option(tmp_path):
     assert set(listed) == set(GROUPS)
     for group, shown in listed.items():
         assert set(options(group)) <= shown, group
+
+
+GIB = 2**30
+# alexnet8 at 227x227, batch 64: 58,324,746 parameters x 16 bytes + 64 x 1,463,813 activations x 2 bytes (auto)
+REFERENCE_BYTES = 58_324_746 * 16 + 64 * 1_463_813 * 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["model.input_size=100000"],
+         "model.input_size=100000: alexnet8 at 100000x100000 (dense_units [4096, 4096], batch_size 64) needs about "
+         "184.6 TiB to train (10,226,917,570,314 parameters x 16 bytes for weight, gradient and Adam's moments, plus "
+         "activations), more than this machine's 24.0 GiB of memory"),
+        (["model.input_size=2000"], "model.input_size=2000: alexnet8 at 2000x2000 (dense_units [4096, 4096], "
+         "batch_size 64) needs about 72.9 GiB to train (3,922,327,306 parameters"),
+        (["model.dense_units=[100000000]"], "model.dense_units=[100000000]: alexnet8 at 227x227"),
+        (["model.input_size=200", "model.dense_units=[100000000]"], "model.dense_units=[100000000]: alexnet8 at 200x"),
+        (["batch_size=100000"], "batch_size=100000: alexnet8 at 227x227 (dense_units [4096, 4096], batch_size "
+         "100000) needs about 273.5 GiB"),
+    ],
+)  # fmt: skip
+def test_a_model_too_big_for_the_machine_is_one_line_naming_what_to_lower(make_cfg, monkeypatch, overrides, expected):
+    monkeypatch.setattr(config, "host_memory", lambda: 24 * GIB)
+    with pytest.raises(UserInputError) as caught:
+        validate(make_cfg(*overrides))
+    assert str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["experiment=demo"], ["experiment=smoke"], ["model=alexnet9"], ["dataset=imagenette"], ["precision=float32"]],
+)
+def test_the_reference_and_the_presets_fit_a_24_gib_machine(make_cfg, monkeypatch, overrides):
+    monkeypatch.setattr(config, "host_memory", lambda: 24 * GIB)
+    validate(make_cfg(*overrides))
+
+
+def test_the_memory_check_is_the_estimate_not_a_fixed_maximum(make_cfg, monkeypatch):
+    cfg = make_cfg()  # alexnet8 at 227x227, batch 64, precision=auto
+    assert training_memory(227, [4096, 4096], 64, activation_bytes=2) == REFERENCE_BYTES
+    monkeypatch.setattr(config, "host_memory", lambda: REFERENCE_BYTES)
+    validate(cfg)
+    monkeypatch.setattr(config, "host_memory", lambda: REFERENCE_BYTES - 1)
+    with pytest.raises(UserInputError, match=r"^model\.dense_units=\[4096, 4096\]: .* about 1\.0 GiB .* 1\.0 GiB"):
+        validate(cfg)
+    monkeypatch.setattr(config, "host_memory", lambda: None)  # a system that does not say: nothing to refuse
+    validate(make_cfg("model.input_size=100000"))
+
+
+def test_host_memory_is_physical_memory_or_a_lower_container_limit(monkeypatch, tmp_path):
+    with open("/proc/meminfo") as meminfo:
+        physical = int(meminfo.readline().split()[1]) * 1024  # MemTotal: ... kB
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    monkeypatch.setattr(config, "CGROUP_MEMORY_LIMITS", (v2, v1))
+    assert config.host_memory() == physical, "no cgroup files"
+    v2.write_text("max\n")
+    v1.write_text("9223372036854771712\n")  # cgroup v1's "no limit"
+    assert config.host_memory() == physical
+    v2.write_text(f"{2 * GIB}\n")
+    assert config.host_memory() == 2 * GIB
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"), [(5, "5 B"), (512 * 2**20, "512 MiB"), (1.25 * GIB, "1.2 GiB"), (3 * 2**50, "3.0 PiB")]
+)
+def test_format_bytes(size, shown):
+    assert config.format_bytes(size) == shown

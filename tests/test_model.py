@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_sweep.architecture import feature_map_size, min_input_size
+from alexnet_sweep.architecture import (
+    activation_count,
+    feature_map_size,
+    min_input_size,
+    parameter_count,
+    training_memory,
+)
 from alexnet_sweep.model import build_model
 
 
@@ -24,6 +30,28 @@ def make(dense_units, input_size=227, image_shape=(32, 32, 3)):
 def test_parameter_counts_match_the_reference(dense_units, total):
     # The reference notebook's model.summary() totals for alexnet8 and alexnet9 at 227x227, 10 classes.
     assert make(dense_units).count_params() == total
+    assert parameter_count(227, dense_units) == total
+
+
+@pytest.mark.parametrize(("input_size", "dense_units"), [(67, [64]), (99, [32, 16]), (300, [4096, 4096])])
+def test_the_framework_free_counts_match_what_keras_builds(input_size, dense_units):
+    model = make(dense_units, input_size=input_size)
+    assert parameter_count(input_size, dense_units) == model.count_params()
+    # Every layer output from the resize on (Flatten only reshapes its input), one example.
+    kept = [layer for layer in model.layers if type(layer).__name__ not in ("Rescaling", "Flatten")]
+    assert activation_count(input_size, dense_units) == sum(int(np.prod(layer.output.shape[1:])) for layer in kept)
+
+
+def test_training_memory_of_the_reference_by_hand():
+    # 227x227x3 resized image; conv1 55x55x96 and its BatchNorm; pool1 27x27x96; conv2 27x27x256 and BatchNorm;
+    # pool2 13x13x256; conv3, conv4 13x13x384; conv5 13x13x256 and BatchNorm; pool5 6x6x256; two Dense(4096) and
+    # their Dropout; 10 softmax outputs.
+    by_hand = (227 * 227 * 3 + 2 * 55 * 55 * 96 + 27 * 27 * 96 + 2 * 27 * 27 * 256 + 13 * 13 * 256
+               + 2 * 13 * 13 * 384 + 2 * 13 * 13 * 256 + 6 * 6 * 256 + 2 * (4096 + 4096) + 10)  # fmt: skip
+    assert activation_count(227, [4096, 4096]) == by_hand == 1_463_813
+    # Weight, gradient and Adam's two moments in float32 per parameter, and the float32 activations of 64 images.
+    assert training_memory(227, [4096, 4096], 64) == 58_324_746 * 16 + 64 * 1_463_813 * 4 == 1_307_932_064
+    assert training_memory(227, [4096, 4096], 64, activation_bytes=2) == 58_324_746 * 16 + 64 * 1_463_813 * 2
 
 
 def test_layer_sequence_is_the_reference():

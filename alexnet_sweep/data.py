@@ -69,7 +69,7 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
 
     Raises:
         UserInputError: If the builder module cannot be imported, the dataset is unknown or cannot be obtained,
-            or TFDS rejects a split string (also one that selects nothing).
+            TFDS rejects a split string, or a split string selects no example (`train[90%:10%]`, `test[:0]`).
     """
     import_builder_module(dataset)
     builder = _builder(dataset)
@@ -158,16 +158,17 @@ def _builder(dataset: DictConfig) -> tfds.core.DatasetBuilder:
 
 def _load_raw(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> dict[str, tf.data.Dataset]:
     try:
-        return _load_each_split(dataset)
+        return _load_each_split(dataset, builder)
     except AssertionError:  # TFDS's "could not find data in data_dir": the dataset is not prepared yet
-        _prepare(dataset, builder)
-        return _load_each_split(dataset)
+        _prepare(dataset, builder)  # which also gives the builder its split sizes
+        return _load_each_split(dataset, builder)
 
 
-def _load_each_split(dataset: DictConfig) -> dict[str, tf.data.Dataset]:
+def _load_each_split(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> dict[str, tf.data.Dataset]:
     raw = {}
     for key in SPLIT_KEYS:
         split = dataset[key]
+        check_selects_examples(f"dataset.{key}", split, dataset.name, builder.info.splits)
         try:
             raw[key] = tfds.load(
                 dataset.name,
@@ -180,6 +181,34 @@ def _load_each_split(dataset: DictConfig) -> dict[str, tf.data.Dataset]:
         except (ValueError, KeyError) as err:
             raise UserInputError(f"dataset.{key}={split!r}: TFDS rejects this split: {first_line(err)}") from None
     return raw
+
+
+def check_selects_examples(key: str, split: str, name: str, splits: tfds.core.SplitDict) -> None:
+    """Refuses a split string that selects no example, reading only the dataset's metadata (no data).
+
+    TFDS itself refuses an empty slice such as `train[:0]`, but accepts a reversed one such as `train[90%:10%]`
+    (it counts -1600 examples) and training then fails deep inside TensorFlow.
+
+    Args:
+        key: The config key, e.g. `dataset.train_split`.
+        split: Its value: one or more TFDS split strings joined by `+`.
+        name: The dataset's name, for the message.
+        splits: The dataset's split metadata (`builder.info.splits`); empty while the dataset is not prepared.
+
+    Raises:
+        UserInputError: If the split, or one of the parts joined by `+`, selects no example; one line naming the
+            key and value. A string TFDS cannot parse, or a split it does not know, is left for TFDS to reject.
+    """
+    parts = [part.strip() for part in split.split("+")]
+    for part in parts:
+        whole = part.split("[", 1)[0]
+        try:
+            selected, total = splits[part].num_examples, splits[whole].num_examples
+        except (ValueError, KeyError):
+            continue
+        if selected <= 0:
+            which = "selects" if len(parts) == 1 else f"{part} selects"
+            raise UserInputError(f"{key}={split!r}: {which} no example of {name}'s {whole} split ({total:,} examples)")
 
 
 def _prepare(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> None:

@@ -47,10 +47,10 @@ def run(
 ) -> JobResult:
     """Trains and evaluates one configuration and records it as one MLflow run.
 
-    Every check of the input (config values, tracking URI, dataset and splits) happens before the run is
-    created, so bad input leaves no trace in the store. A sweep's job comes with its plan (`plan.Plan`): it saves
-    its training state after every epoch into the plan's `checkpoint_dir`, and it may go on in an unfinished run
-    or start from a finished sibling's saved epochs.
+    Every check of the input (config values, tracking URI, dataset and splits) happens before the experiment or
+    the run is created, so bad input leaves no trace in the store. A sweep's job comes with its plan
+    (`plan.Plan`): it saves its training state after every epoch into the plan's `checkpoint_dir`, and it may go
+    on in an unfinished run or start from a finished sibling's saved epochs.
 
     Args:
         cfg: The composed job config (see conf/config.yaml).
@@ -65,8 +65,7 @@ def run(
         UserInputError: On bad input, before anything is trained or recorded.
     """
     validate(cfg)
-    client = tracking.connect(cfg.mlflow.tracking_uri)
-    experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment_name)
+    client = tracking.connect(cfg.mlflow.tracking_uri)  # a bad URI or a server that is down: said in seconds
     params = tracking.flatten_params(cfg)
     gpus = configure_gpus(cfg.gpu_memory)  # before the first TensorFlow op
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
@@ -76,6 +75,8 @@ def run(
     splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
     model = compiled_model(cfg, optimizer, image_shape=splits.image_shape, num_classes=len(splits.class_names))
+    # Only now that the data and the model are known to be usable: bad input leaves no experiment behind.
+    experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment_name)
 
     run_tags = {**(tags or {}), **identity_tags(params), names.TAG_GPUS: gpus}
     if plan is not None and plan.checkpoint_dir:

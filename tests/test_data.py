@@ -142,7 +142,7 @@ def test_imagenette_variable_sizes_are_resized_once_on_mock_data():
     [
         ("train_split", "train[:abc]", "dataset.train_split='train[:abc]': TFDS rejects this split"),
         ("val_split", "validation", "dataset.val_split='validation': TFDS rejects this split"),
-        ("test_split", "test[:0]", "dataset.test_split='test[:0]': TFDS rejects this split: Instruction []"),
+        ("test_split", "tset[:10]", "dataset.test_split='tset[:10]': TFDS rejects this split: Unknown split"),
     ],
 )
 def test_bad_split_is_a_one_line_error(tfds_dir, key, value, message):
@@ -150,6 +150,33 @@ def test_bad_split_is_a_one_line_error(tfds_dir, key, value, message):
         load_splits(dataset_cfg(data_dir=tfds_dir, **{key: value}), batch_size=8, seed=0, image_size=67)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        # TFDS accepts a reversed slice and counts -1600 examples; training then failed inside TensorFlow.
+        ("train_split", "train[90%:10%]", "selects no example of shapes's train split (2,000 examples)"),
+        ("train_split", "train[5:3]", "selects no example of shapes's train split (2,000 examples)"),
+        ("val_split", "train[2000:]", "selects no example of shapes's train split (2,000 examples)"),
+        ("test_split", "test[:0]", "selects no example of shapes's test split (500 examples)"),
+        ("test_split", "test[:0%]", "selects no example of shapes's test split (500 examples)"),
+        ("train_split", "train[:10]+test[90%:10%]",
+         "test[90%:10%] selects no example of shapes's test split (500 examples)"),
+    ],
+)  # fmt: skip
+def test_a_split_that_selects_no_example_is_one_line_naming_key_and_value(tfds_dir, key, value, message):
+    with pytest.raises(UserInputError) as caught:
+        load_splits(dataset_cfg(data_dir=tfds_dir, **{key: value}), batch_size=8, seed=0, image_size=67)
+    assert str(caught.value) == f"dataset.{key}={value!r}: {message}"
+
+
+def test_the_empty_split_check_reads_metadata_and_passes_what_selects_something(tfds_dir):
+    splits = tfds.builder("shapes", data_dir=str(tfds_dir)).info.splits
+    for split in ("train", "train[:1]", "train[-32:]", "train[:80%]+test", "test[99%:]", "unknown", "train[:x]"):
+        data.check_selects_examples("dataset.train_split", split, "shapes", splits)  # nothing to say
+    with pytest.raises(UserInputError, match=r"^dataset\.val_split='train\[50%:50%\]': selects no example"):
+        data.check_selects_examples("dataset.val_split", "train[50%:50%]", "shapes", splits)
 
 
 def test_unknown_dataset_name_is_a_one_line_error():

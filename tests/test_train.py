@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import OmegaConf
 
@@ -121,13 +122,19 @@ def test_a_job_that_stops_never_leaves_its_run_running(make_cfg, tiny_overrides,
         "mlflow.tracking_uri=foo://bar",
         "dataset.name=not_a_dataset",
         "dataset.train_split='train[:oops]'",
+        "dataset.train_split='train[90%:10%]'",
+        "dataset.val_split='train[2000:]'",
         "optimizer=sgd optimizer.momentum=-0.5",
+        "model.input_size=100000",
     ],
 )
-def test_bad_input_fails_before_any_run(make_cfg, tiny_overrides, store, override):
-    with pytest.raises(UserInputError):
+def test_bad_input_fails_before_any_run_or_experiment(make_cfg, tiny_overrides, store, override):
+    with pytest.raises(UserInputError) as caught:
         train.run(make_cfg(*tiny_overrides, *override.split()))
+    assert "\n" not in str(caught.value)
     assert all_runs(store) == []
+    if not override.startswith("mlflow."):
+        assert [e.name for e in MlflowClient(store).search_experiments(view_type=ViewType.ALL)] == ["Default"]
 
 
 def test_a_deleted_experiment_is_a_clear_error(make_cfg, tiny_overrides, store):

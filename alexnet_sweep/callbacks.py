@@ -1,7 +1,9 @@
-"""The Keras callbacks of a job: per-epoch MLflow metrics, the saved training state, per-epoch dropout seeds."""
+"""The Keras callbacks of a job: MLflow metrics, the saved state, dropout seeds per epoch, the end of divergence."""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,8 +12,16 @@ import keras
 import mlflow
 import numpy as np
 
-from alexnet_sweep import checkpoint
+from alexnet_sweep import checkpoint, names
 from alexnet_sweep.checkpoint import SavedState
+
+log = logging.getLogger(__name__)
+
+
+def log_epoch_metrics(epoch: int, logs: Mapping[str, float] | None) -> None:
+    """Logs Keras' metrics of epoch `epoch` (0-based, as Keras counts) to the active run at step epoch + 1."""
+    if logs:
+        mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch + 1)
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):
@@ -22,8 +32,45 @@ class EpochMetricsLogger(keras.callbacks.Callback):
     """
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        if logs:
-            mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch + 1)
+        log_epoch_metrics(epoch, logs)
+
+
+class Diverged(ArithmeticError):
+    """Training diverged: its message, `diverged at epoch k`, is the whole cause recorded (no type name)."""
+
+    cause_is_message = True  # tracking.one_line shows the message alone
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"{names.DIVERGED} {epoch}")
+        self.epoch = epoch
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Ends training at the end of the epoch in which the loss or a metric (train or val) became NaN or infinite.
+
+    A NaN or infinite batch loss stops the epoch at once, as `keras.callbacks.TerminateOnNaN` does: no later batch
+    can recover. At the end of that epoch the epoch's metrics are logged to MLflow (the run's curves up to it are
+    kept) and `Diverged` is raised, which ends the run FAILED. Place it before `EpochCheckpoint` and
+    `EpochMetricsLogger`: the diverged state is never saved, and the epoch is logged once.
+    """
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._bad_batch = False
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        loss = (logs or {}).get(names.LOSS)
+        if loss is not None and not math.isfinite(float(loss)):
+            self._bad_batch = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        bad = [key for key, value in (logs or {}).items() if not math.isfinite(float(value))]
+        if not bad and not self._bad_batch:
+            return
+        what = ", ".join(bad) or "a batch loss"
+        log.warning("Epoch %d: %s became NaN or infinite; training stops (diverged)", epoch + 1, what)
+        log_epoch_metrics(epoch, logs)
+        raise Diverged(epoch + 1)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

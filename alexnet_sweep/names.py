@@ -21,6 +21,7 @@ TAG_MODEL = "model"
 TAG_DATASET = "dataset"
 TAG_OVERRIDES = "overrides"  # the job's Hydra overrides, credentials masked
 TAG_ERROR = "error"  # the one-line cause of a FAILED run (its traceback is the artifact error.txt)
+DIVERGED = "diverged at epoch"  # the error of a run whose loss or metrics became NaN or infinite: `... at epoch 3`
 TAG_GPUS = "gpus"  # the GPUs the job's TensorFlow saw, e.g. `1 (CUDA_VISIBLE_DEVICES=3)`
 
 # Tags of a sweep's job runs: what identifies a job for resuming and epoch sharing.

@@ -48,7 +48,8 @@ def run(
     """Trains and evaluates one configuration and records it as one MLflow run.
 
     Every check of the input (config values, tracking URI, dataset and splits) happens before the experiment or
-    the run is created, so bad input leaves no trace in the store. A sweep's job comes with its plan
+    the run is created, so bad input leaves no trace in the store. A loss or metric that becomes NaN or infinite
+    stops training at the end of that epoch and ends the run FAILED. A sweep's job comes with its plan
     (`plan.Plan`): it saves its training state after every epoch into the plan's `checkpoint_dir`, and it may go
     on in an unfinished run or start from a finished sibling's saved epochs.
 
@@ -63,6 +64,7 @@ def run(
 
     Raises:
         UserInputError: On bad input, before anything is trained or recorded.
+        callbacks.Diverged: If training diverged; the run's error tag says `diverged at epoch k`.
     """
     validate(cfg)
     client = tracking.connect(cfg.mlflow.tracking_uri)  # a bad URI or a server that is down: said in seconds
@@ -88,7 +90,8 @@ def run(
     ):
         if plan is not None and plan.supersedes:  # so the sweep and its report count the job once
             client.set_tag(plan.supersedes, names.TAG_SUPERSEDED_BY, active.info.run_id)
-        job_callbacks: list[keras.callbacks.Callback] = [callbacks.EpochSeeds()]
+        # StopOnDivergence before EpochCheckpoint: the state of a diverged epoch is never saved.
+        job_callbacks: list[keras.callbacks.Callback] = [callbacks.EpochSeeds(), callbacks.StopOnDivergence()]
         state = None
         if plan is not None:
             state = _restore(plan, model)

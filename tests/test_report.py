@@ -217,6 +217,57 @@ def test_log_to_parent_records_the_report_and_the_best_run(written):
     }
 
 
+def test_a_diverged_run_is_listed_apart_and_never_ranked_or_in_findings(client, tmp_path):
+    parent_id, ids = make_sweep(client)
+    experiment_id = client.get_experiment_by_name("alexnet_sweep").experiment_id
+    nan, inf = float("nan"), float("inf")
+    diverged = {}
+    # Ended FAILED by StopOnDivergence at epoch 2; its val_accuracy at epoch 1 beats every finished run's.
+    # Recorded FINISHED by a version without that check: a final val_accuracy above all, loss and val_loss NaN.
+    for job, (lr, status, error, curves) in enumerate([
+        ("1e+30", "FAILED", "diverged at epoch 2",
+         {names.LOSS: [9.0, nan], names.ACCURACY: [0.9, 0.1], names.VAL_LOSS: [8.0, inf],
+          names.VAL_ACCURACY: [0.95, 0.1]}),
+        ("1e+20", "FINISHED", None,
+         {names.LOSS: [9.0, nan], names.ACCURACY: [0.2, 0.1], names.VAL_LOSS: [8.0, nan],
+          names.VAL_ACCURACY: [0.3, 0.99]}),
+    ], start=len(GRID)):  # fmt: skip
+        params = {**BASE_PARAMS, "optimizer.lr": lr, "epochs": "2", "model.name": "alexnet8",
+                  "model.dense_units": DENSE["alexnet8"]}  # fmt: skip
+        run_id = make_run(client, experiment_id, parent_id, params, job=job, start=2_000_000_000_000 + job,
+                          status=status, error=error)  # fmt: skip
+        metrics = [Metric(key, value, 0, step) for key, values in curves.items()
+                   for step, value in enumerate(values, start=1)]  # fmt: skip
+        if status == "FINISHED":
+            metrics.append(Metric(names.TEST_ACCURACY, 0.98, 0, 0))
+        client.log_batch(run_id, metrics=metrics)
+        diverged[lr] = run_id
+
+    rep = report.write_report(client, parent_id, tmp_path / "out")
+    assert rep.best.run_id == ids["0.0001", "4", "alexnet9"]
+    assert [run.run_id for run in rep.sweep.ranked if run.run_id in diverged.values()] == []
+    assert {run.run_id for run in rep.sweep.runs if run.diverged} == set(diverged.values())
+    parts = sections(rep.markdown.read_text())
+    findings = parts["Findings"]
+    assert "7 of 10 jobs finished; 2 diverged (loss or metrics NaN or infinite); the others are listed" in findings
+    assert "Signs of overfitting in 1 of 7 runs" in findings
+    assert "lr=1e30 epochs=2" not in findings and "lr=1e20 epochs=2" not in findings
+    assert "No finished run has optimizer.lr=1e20, 1e30." in findings
+    assert "lr=1e30" not in parts["Runs by val_accuracy"] and "lr=1e20" not in parts["Runs by val_accuracy"]
+    failed = parts["Failed and unfinished jobs"]
+    label = "lr={} epochs=2 model=alexnet8"
+    assert f"| 8 | FAILED | {label.format('1e30')} | diverged at epoch 2 | `{diverged['1e+30']}` |" in failed
+    assert (
+        f"| 9 | FINISHED | {label.format('1e20')} | diverged (loss or metrics NaN or infinite) | "
+        f"`{diverged['1e+20']}` |" in failed
+    )
+    with rep.runs_csv.open(newline="") as file:
+        rows = {row["run_id"]: row for row in csv.DictReader(file)}
+    assert rows[diverged["1e+30"]]["error"] == "diverged at epoch 2"
+    assert [rows[run_id]["is_best"] for run_id in diverged.values()] == ["false", "false"]
+    assert all(figure.read_bytes()[:8] == PNG for figure in rep.figures)
+
+
 def test_a_seed_only_sweep_is_compared_by_seed(client, tmp_path):
     experiment_id = client.create_experiment("seeds")
     parent = client.create_run(experiment_id, run_name="sweep seed=0,1,2").info.run_id

@@ -1,7 +1,9 @@
 """One job as `train.run` runs it: what it records in MLflow, that it learns, and how it fails."""
 
+import math
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import keras
 import mlflow
@@ -13,8 +15,10 @@ from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from omegaconf import OmegaConf
 
-from alexnet_sweep import train
+from alexnet_sweep import callbacks, checkpoint, tracking, train
 from alexnet_sweep.errors import UserInputError
+from alexnet_sweep.plan import Plan
+from alexnet_sweep.sweep import summary
 from tests.conftest import all_runs
 
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -98,8 +102,17 @@ def test_training_learns_the_shapes(make_cfg, tfds_dir, store):
     assert result.metrics["val_accuracy"] > 0.6
 
 
-@pytest.mark.parametrize(("raised", "status"), [(RuntimeError("disk full"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
-def test_a_job_that_stops_never_leaves_its_run_running(make_cfg, tiny_overrides, store, monkeypatch, raised, status):
+@pytest.mark.parametrize(
+    ("raised", "status", "error"),
+    [
+        (RuntimeError("disk full"), "FAILED", "RuntimeError: disk full"),
+        (callbacks.Diverged(2), "FAILED", "diverged at epoch 2"),  # the cause alone, no type name
+        (KeyboardInterrupt(), "KILLED", None),
+    ],
+)
+def test_a_job_that_stops_never_leaves_its_run_running(
+    make_cfg, tiny_overrides, store, monkeypatch, raised, status, error
+):
     def broken(*args, **kwargs):  # where a real job stops: inside fit (out of memory, Ctrl-C); nothing trains
         raise raised
 
@@ -108,9 +121,71 @@ def test_a_job_that_stops_never_leaves_its_run_running(make_cfg, tiny_overrides,
         train.run(make_cfg(*tiny_overrides))
     [run] = all_runs(store)
     assert run.info.status == status
+    assert run.data.tags.get("error") == error
     if status == "FAILED":
-        assert run.data.tags["error"] == "RuntimeError: disk full"
         assert "error.txt" in {a.path for a in MlflowClient(store).list_artifacts(run.info.run_id)}
+
+
+def epoch_logs(loss, val_loss=1.5, val_accuracy=0.4):
+    return {"loss": loss, "accuracy": 0.3, "val_loss": val_loss, "val_accuracy": val_accuracy}
+
+
+@pytest.mark.parametrize(
+    ("batch_loss", "diverged_logs"),
+    [
+        (float("nan"), epoch_logs(float("nan"), val_loss=float("nan"), val_accuracy=0.1)),  # lr=1e30
+        (2.0, epoch_logs(2.0, val_loss=float("inf"))),  # the training loss holds, validation blows up
+        (2.0, epoch_logs(2.0, val_accuracy=float("nan"))),
+    ],
+)
+def test_a_nan_or_infinite_loss_or_metric_ends_training_at_the_end_of_that_epoch(store, batch_loss, diverged_logs):
+    model = SimpleNamespace(stop_training=False)
+    stop = callbacks.StopOnDivergence()
+    stop.set_model(model)
+    mlflow.set_tracking_uri(store)
+    with mlflow.start_run() as run:
+        stop.on_train_begin()
+        stop.on_train_batch_end(0, {"loss": 2.1})
+        stop.on_epoch_end(0, epoch_logs(2.1))  # a healthy epoch: nothing happens (EpochMetricsLogger logs it)
+        stop.on_train_batch_end(0, {"loss": batch_loss})
+        assert model.stop_training is not math.isfinite(batch_loss), "a NaN batch loss ends the epoch at once"
+        with pytest.raises(callbacks.Diverged) as caught:
+            stop.on_epoch_end(1, diverged_logs)
+    assert str(caught.value) == tracking.one_line(caught.value) == "diverged at epoch 2"
+    client = MlflowClient(store)
+    for key, value in diverged_logs.items():  # the diverged epoch's values are kept in its curves
+        [point] = client.get_metric_history(run.info.run_id, key)
+        assert point.step == 2
+        assert point.value == value or not math.isfinite(value)
+
+
+def test_the_summary_shows_a_diverged_run_failed_with_its_cause(store):
+    client = MlflowClient(store)
+    run_id = client.create_run(client.create_experiment("e"), tags={"error": "diverged at epoch 2"}).info.run_id
+    client.log_metric(run_id, "val_accuracy", 0.1)
+    client.set_terminated(run_id, "FAILED")
+    row = summary.row("optimizer.lr=1e30", client.get_run(run_id), None, "left no MLflow run")
+    assert (row.status, row.cause) == ("FAILED", "diverged at epoch 2")
+    finished = summary.Row("optimizer.lr=1e-3", "FINISHED", 0.05, 0.05)
+    lines = summary.format_summary([row, finished], where=[]).splitlines()
+    assert lines[3].startswith("* optimizer.lr=1e-3") and lines[4].startswith("  optimizer.lr=1e30  FAILED")
+    assert lines[5] == "    cause: diverged at epoch 2"
+
+
+@pytest.mark.slow
+def test_a_diverged_run_stops_at_that_epoch_and_ends_failed(make_cfg, tiny_overrides, store, tmp_path):
+    cfg = make_cfg(*tiny_overrides, "optimizer=sgd", "optimizer.lr=1e30", "epochs=3", "precision=float32")
+    with pytest.raises(callbacks.Diverged) as caught:
+        train.run(cfg, plan=Plan(checkpoint_dir=str(tmp_path / "state")))  # as a sweep's job: saving its state
+    assert caught.value.epoch == 1, "the first update already makes the weights overflow"
+    [run] = all_runs(store)
+    assert run.info.status == "FAILED" and run.data.tags["error"] == "diverged at epoch 1"
+    client = MlflowClient(store)
+    for metric in EPOCH_METRICS:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1], "kept up to epoch 1"
+    assert not math.isfinite(run.data.metrics["loss"])
+    assert "test_accuracy" not in run.data.metrics and "epochs_trained" not in run.data.metrics
+    assert checkpoint.load(tmp_path / "state") is None, "the diverged state is never saved"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,8 +44,21 @@ class RunSummary:
     history: Mapping[str, Mapping[int, float]]
 
     @property
+    def diverged(self) -> bool:
+        """Whether its loss or a metric became NaN or infinite.
+
+        Such a run ends FAILED with the error `diverged at epoch k`; a run recorded before that check existed ended
+        FINISHED with NaN or infinite numbers and counts as diverged too.
+        """
+        if self.error is not None and self.error.startswith(f"{names.DIVERGED} "):
+            return True
+        values = [*self.metrics.values(), *(value for points in self.history.values() for value in points.values())]
+        return not all(_finite(value) for value in values)
+
+    @property
     def finished(self) -> bool:
-        return self.status == "FINISHED"
+        """FINISHED and not diverged: a run whose numbers can be compared."""
+        return self.status == "FINISHED" and not self.diverged
 
     @property
     def val_accuracy(self) -> float | None:
@@ -167,6 +181,11 @@ def _summary(client: MlflowClient, run: Run) -> RunSummary:
         metrics=dict(run.data.metrics),
         history=history,
     )
+
+
+def _finite(value: float) -> bool:
+    # MLflow stores an infinite metric as the largest float.
+    return math.isfinite(value) and abs(value) < sys.float_info.max
 
 
 def _job_order(run: RunSummary) -> int:

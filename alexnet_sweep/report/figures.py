@@ -39,7 +39,8 @@ def test_accuracy_heatmap(sweep: Sweep) -> Figure:
     """Draws test_accuracy over the two main swept keys, one panel per combination of the other swept keys.
 
     Each cell shows the test_accuracy (colour and number) and the val_accuracy of its finished run; a cell
-    whose run did not finish says so (`failed`, `killed`, ...); the best run by val_accuracy has a red frame.
+    whose run did not finish says so (`failed`, `diverged`, `killed`, ...); the best run by val_accuracy has a red
+    frame.
 
     Args:
         sweep: The sweep.
@@ -99,7 +100,7 @@ def _cell(sweep: Sweep, runs: Sequence[RunSummary]) -> tuple[str, float]:
         test_accuracy = scored[0].metrics[names.TEST_ACCURACY]
         return f"{test_accuracy:.3f}\nval {scored[0].val_accuracy:.3f}", test_accuracy
     if runs:
-        return "\n".join(sorted({run.status.lower() for run in runs})), np.nan
+        return "\n".join(sorted({"diverged" if run.diverged else run.status.lower() for run in runs})), np.nan
     return "no run", np.nan
 
 

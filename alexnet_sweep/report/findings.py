@@ -60,6 +60,9 @@ def _coverage(sweep: Sweep, finished: Sequence[RunSummary]) -> str:
     if not total:
         return "The sweep has no job runs in MLflow, so there is nothing to compare."
     sentence = f"{len(sweep.finished)} of {total} jobs finished"
+    diverged = sum(run.diverged for run in sweep.runs)
+    if diverged:
+        sentence += f"; {diverged} diverged (loss or metrics NaN or infinite)"
     if len(sweep.finished) < total:
         sentence += "; the others are listed under Failed and unfinished jobs and left out of every comparison"
     if not finished:

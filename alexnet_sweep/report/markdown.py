@@ -106,6 +106,8 @@ def _run_row(sweep: Sweep, run: RunSummary, best: RunSummary | None) -> list[str
 def _cause(run: RunSummary) -> str:
     if run.error:
         return _cell(run.error)
+    if run.diverged:  # recorded FINISHED before runs that diverge were ended FAILED
+        return "diverged (loss or metrics NaN or infinite)"
     return {
         "KILLED": "interrupted (no error recorded)",
         "RUNNING": "still RUNNING, or its process died without ending the run",

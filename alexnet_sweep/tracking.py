@@ -68,6 +68,8 @@ def connect(tracking_uri: str) -> MlflowClient:
     if has_credentials(tracking_uri):
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # MLflow prints run URLs with them otherwise
     install_on_mlflow_logger()
+    # MLflow logs a full traceback for every database error it then raises; the cause is reported once, in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     _check_database_answers(tracking_uri, fix)
     try:
         with _one_creator_at_a_time(tracking_uri):

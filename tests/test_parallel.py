@@ -8,7 +8,7 @@ from tests.test_cli import split_runs
 
 pytestmark = pytest.mark.slow
 
-GRID = ["-m", "seed=1,2,3,4,5,6,7,8", *TINY]
+GRID = ["-m", "seed=1,2,3,4,5", *TINY]
 
 # Injected through Hydra's callbacks, which run in each job's process: `os._exit` inside `fit` of one job, so the
 # process dies with its MLflow run RUNNING, as under the out-of-memory killer; no handler of ours runs.
@@ -42,13 +42,13 @@ def sweep(tmp_path, tfds_dir, *args, crash_seed=None):
 
 
 def check_one_sweep(store, finished):
-    """One parent in experiment `smoke`, 8 children under it: the seeds in `finished` FINISHED, the rest FAILED."""
+    """One parent in experiment `smoke`, 5 children under it: the seeds in `finished` FINISHED, the rest FAILED."""
     [parent], children = split_runs(store)
     experiments = {run.info.experiment_id for run in [parent, *children]}
     assert len(experiments) == 1, "every run in the sweep's experiment"
-    assert len(children) == 8
+    assert len(children) == 5
     status = {int(child.data.params["seed"]): child.info.status for child in children}
-    assert status == {seed: "FINISHED" if seed in finished else "FAILED" for seed in range(1, 9)}
+    assert status == {seed: "FINISHED" if seed in finished else "FAILED" for seed in range(1, 6)}
     assert {child.data.tags["mlflow.parentRunId"] for child in children} == {parent.info.run_id}
     return parent, children
 
@@ -58,21 +58,21 @@ def test_joblib_two_at_a_time_into_a_fresh_store(tmp_path, tfds_dir):
     # race to create MLflow's tables (which on a fresh SQLite file lost runs and broke the file).
     result, store = sweep(tmp_path, tfds_dir, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_one_sweep(store, finished=range(1, 9))
+    parent, children = check_one_sweep(store, finished=range(1, 6))
     assert parent.info.status == "FINISHED"
     expected = {*names.EPOCH_METRICS, names.TEST_LOSS, names.TEST_ACCURACY, names.EPOCHS_TRAINED}
     assert all(set(child.data.metrics) == expected for child in children), "curves and test metrics"
     assert len({child.data.tags[names.TAG_PROCESS] for child in children}) == 2, "two worker processes"
-    assert "Sweep done: 8/8 jobs finished" in result.stdout
+    assert "Sweep done: 5/5 jobs finished" in result.stdout
 
 
 def test_a_job_dying_under_joblib_is_recorded_and_the_sweep_still_ends_with_its_summary(tmp_path, tfds_dir):
-    result, store = sweep(tmp_path, tfds_dir, "hydra/launcher=joblib", crash_seed=6)
+    result, store = sweep(tmp_path, tfds_dir, "hydra/launcher=joblib", crash_seed=3)
     assert result.returncode == 1, result.stderr[-3000:]
     [parent], children = split_runs(store)
     assert parent.info.status == "FAILED"
     assert not [child for child in children if child.info.status == "RUNNING"], "no child left RUNNING"
-    died = [child for child in children if child.data.params["seed"] == "6"]
+    died = [child for child in children if child.data.params["seed"] == "3"]
     assert [child.info.status for child in died] == ["FAILED"]
     assert died[0].data.tags["error"] == (
         "the launcher lost its jobs (TerminatedWorkerError: A worker process managed by the executor was "
@@ -80,23 +80,23 @@ def test_a_job_dying_under_joblib_is_recorded_and_the_sweep_still_ends_with_its_
     )
     assert "Sweep done:" in result.stdout and "Traceback" not in result.stdout + result.stderr
     # joblib drops the jobs it had not started with the batch: each is listed with the cause, none is silent.
-    assert result.stdout.count("NOT STARTED") + len(children) == 8
+    assert result.stdout.count("NOT STARTED") + len(children) == 5
     # (Resuming after a crash: test_ray_local_into_a_fresh_store_others_finish_when_one_dies.)
 
 
 def test_ray_local_into_a_fresh_store_others_finish_when_one_dies(tmp_path, tfds_dir):
-    result, store = sweep(tmp_path, tfds_dir, "hydra/launcher=ray_local", crash_seed=6)
+    result, store = sweep(tmp_path, tfds_dir, "hydra/launcher=ray_local", crash_seed=3)
     assert result.returncode == 1, result.stderr[-3000:]
-    parent, children = check_one_sweep(store, finished={1, 2, 3, 4, 5, 7, 8})
+    parent, children = check_one_sweep(store, finished={1, 2, 4, 5})
     assert parent.info.status == "FAILED"
     [died] = [child for child in children if child.info.status == "FAILED"]
     assert died.data.tags["error"].startswith("its Ray task failed (WorkerCrashedError: ")
-    assert "Sweep done: 7/8 jobs finished" in result.stdout
+    assert "Sweep done: 4/5 jobs finished" in result.stdout
     assert len({child.data.tags[names.TAG_PROCESS] for child in children}) > 1, "Ray ran them in worker processes"
 
     again, _ = sweep(tmp_path, tfds_dir, "hydra/launcher=ray_local")
     assert again.returncode == 0, again.stderr[-3000:]
-    parent, _ = check_one_sweep(store, finished=range(1, 9))
+    parent, _ = check_one_sweep(store, finished=range(1, 6))
     assert parent.info.status == "FINISHED"
 
 

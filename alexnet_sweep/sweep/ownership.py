@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 
 from alexnet_sweep import names
+from alexnet_sweep.tracking import one_line
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class GridClaim:
         try:
             self.client.delete_experiment_tag(self.experiment_id, self.key)
         except Exception as err:  # the store may be what failed; the claim then expires after ALIVE_S
-            log.warning("Could not withdraw the sweep's claim %s: %s", self.key, err)
+            log.warning("Could not withdraw the sweep's claim %s: %s", self.key, one_line(err))
 
     def _renew(self) -> None:
         value = json.dumps({"process": this_process(), "renewed": time.time()})
@@ -100,7 +101,7 @@ class GridClaim:
             try:
                 self._renew()
             except Exception as err:  # a store that refuses writes: the sweep itself will report it
-                log.warning("Could not renew the sweep's claim: %s", err)
+                log.warning("Could not renew the sweep's claim: %s", one_line(err))
 
     def _claims(self) -> list[Claim]:
         claims = []

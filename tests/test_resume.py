@@ -1,5 +1,7 @@
 """Resume and epoch-prefix sharing inside one process: the plans a sweep makes, and jobs that follow them."""
 
+import logging
+
 import h5py
 import numpy as np
 import pytest
@@ -115,3 +117,92 @@ def test_a_job_whose_checkpoint_is_gone_starts_over_and_replaces_its_run(sweep, 
     assert result.run_id != killed.info.run_id
     assert client.get_run(killed.info.run_id).data.tags[names.TAG_SUPERSEDED_BY] == result.run_id
     assert [run.info.run_id for run in tracking.child_runs(client, sweep.parent())] == [result.run_id]
+
+
+def truncate_weights(state):
+    with open(state.weights, "r+b") as file:
+        file.truncate(state.weights.stat().st_size // 2)
+
+
+def garbage_state_json(state):
+    (state.directory / checkpoint.STATE_FILE).write_text('{"epoch": 1, "weights": "epoch-00')
+
+
+def drop_optimizer_group(state):
+    with h5py.File(state.weights, "r+") as file:
+        del file["optimizer"]
+
+
+def drop_optimizer_variable(state):
+    """Leaves a file whose structure looks complete, but whose optimizer state Keras would skip (with a warning)."""
+    with h5py.File(state.weights, "r+") as file:
+        del file["optimizer/vars/3"]
+
+
+def finished_from_scratch(client, run_id, epochs):
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics[names.EPOCHS_TRAINED] == epochs
+    assert names.TAG_CONTINUED_FROM not in run.data.tags
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(1, epochs + 1))
+
+
+@pytest.mark.parametrize(
+    ("damage", "file_name", "fault"),
+    [
+        (truncate_weights, "epoch-0001.weights.h5", "truncated: "),
+        (garbage_state_json, "state.json", "JSONDecodeError"),
+        (drop_optimizer_group, "epoch-0001.weights.h5", "no 'optimizer/vars' group"),
+    ],
+    ids=["truncated weights", "garbage state.json", "no optimizer group"],
+)
+def test_a_killed_job_whose_saved_state_is_damaged_starts_over_in_a_new_run(sweep, store, monkeypatch, caplog,
+                                                                              damage, file_name, fault):  # fmt: skip
+    client = MlflowClient(store)
+    interrupt_after_epoch(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        sweep("epochs=2")
+    monkeypatch.undo()
+    [killed] = tracking.child_runs(client, sweep.parent())
+    state = saved_state(killed)
+    damage(state)
+
+    with caplog.at_level(logging.WARNING, logger=checkpoint.__name__):
+        made, result = sweep("epochs=2")
+    [line] = [record.getMessage() for record in caplog.records if record.name == checkpoint.__name__]
+    assert f"{state.directory}: {file_name} is unusable (" in line and fault in line, line
+    assert made.action == "start" and made.supersedes == killed.info.run_id
+    finished_from_scratch(client, result.run_id, 2)
+    assert [run.info.run_id for run in tracking.child_runs(client, sweep.parent())] == [result.run_id]
+    assert sweep.plan("epochs=2").action == "skip", "reruns are not stuck"
+
+
+def test_a_saved_state_keras_refuses_fails_one_attempt_and_the_next_starts_over(sweep, store, monkeypatch):
+    client = MlflowClient(store)
+    interrupt_after_epoch(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        sweep("epochs=2")
+    monkeypatch.undo()
+    [killed] = tracking.child_runs(client, sweep.parent())
+    drop_optimizer_variable(saved_state(killed))
+
+    # The structure looks complete, so the plan continues; Keras refuses it only when it loads it into the model.
+    with pytest.raises(RuntimeError, match=r"weights\.h5 cannot be loaded: Skipping variable loading for optimizer .*"
+                                           r"; set aside, run the sweep again to start this job over$"):  # fmt: skip
+        sweep("epochs=2")
+    made, result = sweep("epochs=2")
+    assert made.action == "start" and made.supersedes == killed.info.run_id
+    finished_from_scratch(client, result.run_id, 2)
+
+
+def test_a_sibling_state_keras_refuses_fails_one_attempt_and_the_next_starts_from_scratch(sweep, store):
+    client = MlflowClient(store)
+    _, short = sweep("epochs=1")
+    drop_optimizer_variable(saved_state(client.get_run(short.run_id)))
+
+    with pytest.raises(RuntimeError, match="set aside, run the sweep again to start this job over"):
+        sweep("epochs=2")
+    [failed] = [run for run in tracking.child_runs(client, sweep.parent()) if run.info.status == "FAILED"]
+    assert names.TAG_CONTINUED_FROM not in failed.data.tags, "it inherited nothing"
+    made, result = sweep("epochs=2")
+    assert (made.action, made.run_id, made.state_dir) == ("continue", failed.info.run_id, None)
+    finished_from_scratch(client, result.run_id, 2)

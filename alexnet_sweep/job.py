@@ -24,7 +24,7 @@ FINAL_KEYS = (names.VAL_ACCURACY, names.TEST_ACCURACY, names.VAL_LOSS, names.TES
 
 
 def run_single(cfg: DictConfig) -> float | None:
-    """Runs a single job (no -m); bad input is one line and exit status 2.
+    """Runs a single job (no -m); bad input is one line and exit status 2, a failed run one line and exit 1.
 
     Returns:
         The run's final val_accuracy.
@@ -35,6 +35,9 @@ def run_single(cfg: DictConfig) -> float | None:
     except UserInputError as err:
         log.error("%s", err)
         sys.exit(2)
+    except Exception as err:  # the run ended FAILED with its traceback as the artifact error.txt
+        log.error("The run failed: %s", tracking.one_line(err))
+        sys.exit(1)
     log.info("Finished run %s: %s", result.run_id, format_metrics(result.metrics))
     log.info("Look at it in the MLflow UI: %s", tracking.ui_hint(cfg.mlflow.tracking_uri, result.experiment_id))
     return result.metrics.get(names.VAL_ACCURACY)

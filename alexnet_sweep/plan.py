@@ -70,6 +70,8 @@ class Plan:
 
     def describe(self) -> str:
         """One line for the terminal: what this job will do."""
+        if self.action == "skip" and self.run_status != "FINISHED":
+            return f"skipped: run {self.run_id} diverged with this config (change it, e.g. optimizer.lr, to retrain)"
         if self.action == "skip":
             return f"skipped: FINISHED run {self.run_id} has this config"
         if self.action == "continue":

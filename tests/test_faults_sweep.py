@@ -195,3 +195,14 @@ def test_a_store_turning_read_only_mid_sweep_is_named_and_the_rerun_ends_it(tmp_
     [parent], children = split_runs(store)
     assert parent.info.status == "FINISHED" and len(children) == 3
     assert all(child.info.status == "FINISHED" for child in children)
+
+
+def test_a_single_run_that_diverges_fails_in_one_line(tmp_path, tfds_dir):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli(*TINY, "optimizer.lr=1e38", "precision=float32", f"dataset.data_dir={tfds_dir}",
+                     f"mlflow.tracking_uri={store}", cwd=tmp_path)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "The run failed: diverged at epoch 1" in output and "Traceback" not in output
+    [run], _ = split_runs(store)
+    assert run.info.status == "FAILED"

@@ -11,8 +11,10 @@ from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep import names, tracking
+from alexnet_sweep.plan import identity_tags
 from alexnet_sweep.sweep import ownership
 from alexnet_sweep.sweep import parent as sweep_parent
+from alexnet_sweep.sweep.planning import plan_jobs
 
 
 @pytest.fixture
@@ -127,3 +129,14 @@ def test_processes_opening_one_new_store_at_once_all_succeed_with_one_experiment
     assert [process.returncode for process in processes] == [0] * 4, outputs
     assert len({output.strip().splitlines()[-1] for output in outputs}) == 1, "one experiment, the same id for all"
     assert [e.name for e in MlflowClient(f"sqlite:///{db}").search_experiments()] == ["smoke", "Default"]
+
+
+def test_a_diverged_config_is_not_trained_again_on_resume(experiment, tmp_path):
+    client, experiment_id = experiment
+    params = {"optimizer.lr": "1e+38", "epochs": "3"}
+    tags = {**identity_tags(params), names.TAG_ERROR: f"{names.DIVERGED} 1"}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    client.set_terminated(run_id, "FAILED")
+    [plan] = plan_jobs(client, experiment_id, [params], parent_run_id="p", resume=True, checkpoint_root=tmp_path)
+    assert (plan.action, plan.run_id, plan.run_status) == ("skip", run_id, "FAILED")
+    assert "diverged with this config" in plan.describe()

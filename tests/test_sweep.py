@@ -105,3 +105,14 @@ def test_the_summary_shows_what_varies_best_first_and_why_jobs_failed():
     assert lines[5].split()[:2] == ["optimizer.lr=-1", "NOT"]
     assert lines[6] == "    cause: optimizer.lr=-1.0: must be a positive number"
     assert lines[-1] == "Sweep dir: x"
+
+
+def test_unfinished_rows_keep_the_grids_order_whatever_their_numbers():
+    rows = [
+        Row("lr=1", "FAILED", float("nan"), None, cause="diverged at epoch 1"),
+        Row("lr=2", "FINISHED", 0.5, 0.5),
+        Row("lr=3", "NOT STARTED", cause="x"),
+        Row("lr=4", "FAILED", 0.9, None, cause="y"),
+    ]
+    table = format_summary(rows, where=[]).splitlines()[3:]
+    assert [line.split()[0] for line in table if not line.startswith("    cause")] == ["*", "lr=1", "lr=3", "lr=4"]

@@ -59,9 +59,12 @@ def _plan_one(client: MlflowClient, runs: list[Run], parent_run_id: str, fresh_d
     finished = [run for run in runs if run.info.status == "FINISHED"]
     mine = [run for run in runs if run.data.tags.get(MLFLOW_PARENT_RUN_ID) == parent_run_id]
     unfinished_mine = [run for run in mine if run.info.status != "FINISHED"]
+    diverged = [run for run in runs if run.data.tags.get(names.TAG_ERROR, "").startswith(names.DIVERGED)]
     if finished:  # an unfinished run of this sweep with the same config is then obsolete
         obsolete = unfinished_mine[0].info.run_id if unfinished_mine else None
         return Plan("skip", run_id=finished[0].info.run_id, run_status="FINISHED", supersedes=obsolete)
+    if diverged:  # the same config and seed diverge again: its answer stands until the config changes
+        return Plan("skip", run_id=diverged[0].info.run_id, run_status=diverged[0].info.status)
     if not unfinished_mine:
         return Plan(checkpoint_dir=fresh_dir)
     run = unfinished_mine[0]

@@ -156,9 +156,11 @@ class SweepRunner:
         continued = [plan for plan in plans.values() if plan.action == "continue"]
         if skipped or continued:
             epochs = ", ".join(f"epoch {plan.state_epoch}" for plan in continued)
+            diverged = sum(plans[num].run_status != "FINISHED" for num in skipped)
             log.info(
-                "Resume: %d of %d jobs have a FINISHED run (skipped), %d continue an unfinished run%s, %d start "
-                "(resume=false runs them all again)", len(skipped), len(plans), len(continued),
+                "Resume: %d of %d jobs have a FINISHED run%s (skipped), %d continue an unfinished run%s, %d start "
+                "(resume=false runs them all again)", len(skipped) - diverged, len(plans),
+                f" or diverged ({diverged})" if diverged else "", len(continued),
                 f" (from {epochs})" if continued else "", len(plans) - len(skipped) - len(continued),
             )  # fmt: skip
         for num in skipped:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -88,7 +89,11 @@ def format_summary(rows: Sequence[Row], *, where: Sequence[str], interrupted: bo
     def varying(row: Row) -> str:
         return " ".join(part for part in row.overrides.split() if part not in common) or row.overrides
 
-    ordered = sorted(rows, key=lambda row: (row.status != "FINISHED", -(row.val_accuracy or -1.0)))
+    def rank(row: Row) -> tuple[bool, float]:  # finished runs best first; the others in the grid's order
+        finished = row.status == "FINISHED" and row.val_accuracy is not None and math.isfinite(row.val_accuracy)
+        return (not finished, -row.val_accuracy if finished else 0.0)
+
+    ordered = sorted(rows, key=rank)
     width = max([len(varying(row)) for row in rows] + [9])
     finished = sum(row.status == "FINISHED" for row in rows)
     lines = [

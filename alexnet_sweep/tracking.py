@@ -71,6 +71,8 @@ def connect(tracking_uri: str) -> MlflowClient:
     # MLflow logs a full traceback for every database error it then raises; the cause is reported once, in one line.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     _check_database_answers(tracking_uri, fix)
+    if urlparse(tracking_uri).scheme in ("http", "https"):
+        _check_server_answers(tracking_uri, fix)  # before the first request, which MLflow retries for minutes
     try:
         with _one_creator_at_a_time(tracking_uri):
             client = MlflowClient(tracking_uri=tracking_uri)
@@ -81,8 +83,6 @@ def connect(tracking_uri: str) -> MlflowClient:
     except Exception as err:  # the file-store refusal, a missing database driver, ...
         reason = redact(first_line(err).split(". ", 1)[0])
         raise UserInputError(f"mlflow.tracking_uri={shown!r}: {type(err).__name__}: {reason}; {fix}") from None
-    if urlparse(tracking_uri).scheme in ("http", "https"):
-        _check_server_answers(tracking_uri, fix)
     exported = os.environ.get(URI_VARIABLE)
     mlflow.set_tracking_uri(tracking_uri)
     if exported is None:

@@ -2,7 +2,7 @@
 
 A parallel sweep records into it over HTTP, and a job records straight into PostgreSQL; every run, metric and
 artifact must arrive, and the credentials in the tracking URIs must appear nowhere: params, tags, artifacts, the
-terminal or the jobs' log files.
+terminal, the jobs' log files or any file of the run folder (tests/test_secrets.py greps everything else).
 """
 
 from __future__ import annotations
@@ -74,5 +74,7 @@ def test_a_job_recording_straight_into_postgresql_shows_no_password(team_server,
     assert run.info.status == "FINISHED" and names.TEST_ACCURACY in run.data.metrics
     assert secrets_in(client, run, password) == []
     assert password not in result.stdout + result.stderr
+    on_disk = [path for path in tmp_path.rglob("*") if path.is_file() and password.encode() in path.read_bytes()]
+    assert on_disk == [], "outputs/DATE/TIME/.hydra/ and ./mlruns hold no password"
     config = Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text()
     assert f"tracking_uri: postgresql+psycopg2://***@127.0.0.1:{team_server.postgres.port}/mlflow" in config

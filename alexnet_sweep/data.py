@@ -6,7 +6,6 @@ model's first layers. Only variable-size images (Imagenette) are resized here, o
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import math
@@ -27,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SPLIT_KEYS = ("train_split", "val_split", "test_split")
 _PROBE_TIMEOUT_S = 3.0
+_ZERO_SEED_STANDIN = 0x5EED  # the global seed of the epoch-stream function when the job's seed is 0
 _EPOCH_SEED_STRIDE = 100_003  # seed * stride + epoch: distinct per (seed, epoch) for any realistic epoch count
 
 
@@ -84,15 +84,18 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
     train = cached["train_split"]
     buffer = min(dataset.shuffle_buffer, sizes["train_split"]) if sizes["train_split"] > 0 else dataset.shuffle_buffer
 
-    def one_epoch(epoch: int) -> tf.data.Dataset:
-        # A Python int, not a tensor: TensorFlow's seed helper compares the op seed with 0 when the global seed is 0
-        # (`seed=0`, set by train.run), which a tensor cannot answer while a tf.data function is traced.
-        epoch_seed = seed * _EPOCH_SEED_STRIDE + epoch
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        if tf.compat.v1.get_default_graph().seed == 0:
+            # Global seed 0 (`seed=0`, set by train.run): TensorFlow's seed helper would compare this function's
+            # tensor op seed with 0 and fail while tracing. Any other global seed in this traced function only
+            # avoids that; the epoch's order still depends only on (seed, epoch).
+            tf.compat.v1.set_random_seed(_ZERO_SEED_STANDIN)
+        epoch_seed = tf.cast(seed, tf.int64) * _EPOCH_SEED_STRIDE + epoch
         return train.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False).batch(batch_size)
 
     def train_epochs(first: int, last: int) -> tf.data.Dataset:
-        epochs = [one_epoch(epoch) for epoch in range(first, last)] or [train.take(0).batch(batch_size)]
-        return functools.reduce(tf.data.Dataset.concatenate, epochs).prefetch(tf.data.AUTOTUNE)
+        # Lazily, epoch after epoch: a stream of any length (the bench asks for a million epochs).
+        return tf.data.Dataset.range(first, last).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
 
     return Splits(
         train_epochs=train_epochs,

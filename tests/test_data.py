@@ -122,6 +122,8 @@ def test_seed_0_gives_a_training_stream_too(tfds_dir):
     splits = load_splits(dataset_cfg(data_dir=tfds_dir), batch_size=64, seed=0, image_size=67)
     labels = np.concatenate([y.numpy() for _, y in splits.train_epochs(0, 2)]).reshape(2, -1)
     assert sorted(labels[0]) == sorted(labels[1]) and not np.array_equal(labels[0], labels[1])
+    again = np.concatenate([y.numpy() for _, y in splits.train_epochs(1, 2)])
+    assert np.array_equal(again, labels[1]), "epoch 1 on its own is epoch 1 of an uninterrupted run"
     assert list(splits.train_epochs(3, 3)) == [], "no epoch left: an empty stream"
 
 

@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from alexnet_sweep import names, tracking, train
+from alexnet_sweep import names, tracking, tracking_store, train
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.redact import redact
 from alexnet_sweep.sweep.ownership import this_process
@@ -39,7 +39,7 @@ def run_single(cfg: DictConfig) -> float | None:
         log.error("The run failed: %s", tracking.one_line(err))
         sys.exit(1)
     log.info("Finished run %s: %s", result.run_id, format_metrics(result.metrics))
-    log.info("Look at it in the MLflow UI: %s", tracking.ui_hint(cfg.mlflow.tracking_uri, result.experiment_id))
+    log.info("Look at it in the MLflow UI: %s", tracking_store.ui_hint(cfg.mlflow.tracking_uri, result.experiment_id))
     return result.metrics.get(names.VAL_ACCURACY)
 
 

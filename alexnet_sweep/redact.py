@@ -5,7 +5,7 @@ Hydra's log handlers (conf/config.yaml) and on MLflow's (`install_on_mlflow_logg
 keeps a password typed on the command line (`mlflow.tracking_uri=http://alice:pw@host`) away from Hydra, which
 writes every override and the whole config into the run and sweep folders: the config holds the masked URI
 (`http://***@host`), the real one travels in the process environment (`MLFLOW_TRACKING_URI`, which worker
-processes inherit), and `tracking.connect` puts the two together again.
+processes inherit), and `tracking_store.connect` puts the two together again.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def hide_tracking_credentials(args: Sequence[str], environ: MutableMapping[str, 
 
     A `mlflow.tracking_uri=URI` override whose URI carries a user or password is replaced by the masked URI
     (`http://***@host:5000`), and the real URI is put into `environ[MLFLOW_TRACKING_URI]`, where this process's
-    jobs and the worker processes it starts (joblib, a local Ray instance, submitit) find it (`tracking.connect`).
+    jobs and the worker processes it starts (joblib, a local Ray instance, submitit) find it (`tracking_store.connect`).
     Without that override, a `MLFLOW_TRACKING_URI` already in the environment becomes `mlflow.tracking_uri`, masked
     the same way: the environment is the way to keep a password off the command line too.
 

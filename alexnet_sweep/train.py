@@ -14,7 +14,7 @@ import tensorflow as tf
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import callbacks, checkpoint, names, plots, tracking
+from alexnet_sweep import callbacks, checkpoint, names, plots, tracking, tracking_store
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
 from alexnet_sweep.gpu import configure_gpus
@@ -67,7 +67,7 @@ def run(
         callbacks.Diverged: If training diverged; the run's error tag says `diverged at epoch k`.
     """
     validate(cfg)
-    client = tracking.connect(cfg.mlflow.tracking_uri)  # a bad URI or a server that is down: said in seconds
+    client = tracking_store.connect(cfg.mlflow.tracking_uri)  # a bad URI or a server that is down: said in seconds
     params = tracking.flatten_params(cfg)
     gpus = configure_gpus(cfg.gpu_memory)  # before the first TensorFlow op
     keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
@@ -78,7 +78,7 @@ def run(
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
     model = compiled_model(cfg, optimizer, image_shape=splits.image_shape, num_classes=len(splits.class_names))
     # Only now that the data and the model are known to be usable: bad input leaves no experiment behind.
-    experiment_id = tracking.get_or_create_experiment(client, cfg.mlflow.experiment_name)
+    experiment_id = tracking_store.get_or_create_experiment(client, cfg.mlflow.experiment_name)
 
     run_tags = {**(tags or {}), **identity_tags(params), names.TAG_GPUS: gpus}
     if plan is not None and plan.checkpoint_dir:

@@ -113,7 +113,9 @@ def run_cli(
     *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Runs `python -m alexnet_sweep ARGS` as a user would, in `cwd`, with `env` added to the environment."""
-    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"} | (env or {})
+    # Not the developer's own store or Hydra settings: only what the test passes in `env`.
+    ignored = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    env = {key: value for key, value in os.environ.items() if key not in ignored} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "alexnet_sweep", *args],
         cwd=cwd,

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from alexnet_sweep import names, tracking
+from alexnet_sweep import names, tracking, tracking_store
 from alexnet_sweep.plan import identity_tags
 from alexnet_sweep.sweep import ownership
 from alexnet_sweep.sweep import parent as sweep_parent
@@ -19,8 +19,8 @@ from alexnet_sweep.sweep.planning import plan_jobs
 
 @pytest.fixture
 def experiment(store):
-    client = tracking.connect(store)
-    return client, tracking.get_or_create_experiment(client, "smoke")
+    client = tracking_store.connect(store)
+    return client, tracking_store.get_or_create_experiment(client, "smoke")
 
 
 def claim_of(client, experiment_id, process, renewed, name="other"):
@@ -106,12 +106,12 @@ def test_a_deleted_child_loses_its_saved_state_and_its_parent_goes_on(experiment
 
 OPEN_THE_STORE = """
 import sys, time
-from alexnet_sweep import tracking
+from alexnet_sweep import tracking_store
 start = float(sys.argv[2])
 while time.time() < start:
     time.sleep(0.001)
-client = tracking.connect(f"sqlite:///{sys.argv[1]}")
-print(tracking.get_or_create_experiment(client, "smoke"))
+client = tracking_store.connect(f"sqlite:///{sys.argv[1]}")
+print(tracking_store.get_or_create_experiment(client, "smoke"))
 """
 
 

@@ -6,7 +6,7 @@ import os
 import mlflow
 import pytest
 
-from alexnet_sweep import tracking
+from alexnet_sweep import tracking_store
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.redact import (
     PASSWORD_VARIABLE,
@@ -152,7 +152,7 @@ def test_mask_uri_masks_exactly_the_user_info(uri, masked):
     assert is_masked(masked) == (masked != uri)
 
 
-# --- tracking.connect puts the real URI together again from the environment
+# --- tracking_store.connect puts the real URI together again from the environment
 
 
 @pytest.fixture
@@ -164,15 +164,15 @@ def bare_environment(monkeypatch):
 
 def test_a_masked_uri_connects_with_the_real_one_from_the_environment(bare_environment):
     bare_environment.setenv(URI_VARIABLE, POSTGRES)
-    assert tracking.real_uri(mask_uri(POSTGRES)) == POSTGRES
-    assert tracking.real_uri(POSTGRES) == POSTGRES
-    assert tracking.real_uri("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+    assert tracking_store.real_uri(mask_uri(POSTGRES)) == POSTGRES
+    assert tracking_store.real_uri(POSTGRES) == POSTGRES
+    assert tracking_store.real_uri("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
 
 
 def test_a_masked_http_uri_can_rely_on_mlflows_username_and_password(bare_environment):
     bare_environment.setenv(USERNAME_VARIABLE, "alice")
     bare_environment.setenv(PASSWORD_VARIABLE, PASSWORD)
-    assert tracking.real_uri("http://***@host:5000") == "http://host:5000", "MLflow sends them itself"
+    assert tracking_store.real_uri("http://***@host:5000") == "http://host:5000", "MLflow sends them itself"
 
 
 @pytest.mark.parametrize(
@@ -191,16 +191,16 @@ def test_a_masked_uri_without_its_password_in_the_environment_is_one_line(
     for variable, value in environment.items():
         bare_environment.setenv(variable, value)
     with pytest.raises(UserInputError) as raised:
-        tracking.connect(masked)
+        tracking_store.connect(masked)
     message = str(raised.value)
     assert message.startswith(f"mlflow.tracking_uri={masked!r}: its user and password are not in this process's ")
     assert variables in message and "\n" not in message
 
 
 def test_connect_leaves_mlflow_tracking_uri_out_of_the_environment(bare_environment, store):
-    tracking.connect(store)
+    tracking_store.connect(store)
     assert URI_VARIABLE not in os.environ, "a later python -m alexnet_sweep would take it as its store"
     assert mlflow.get_tracking_uri() == store
     bare_environment.setenv(URI_VARIABLE, POSTGRES)
-    tracking.connect(store)
+    tracking_store.connect(store)
     assert os.environ[URI_VARIABLE] == POSTGRES

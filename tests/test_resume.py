@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from alexnet_sweep import callbacks, checkpoint, names, tracking, train
+from alexnet_sweep import callbacks, checkpoint, names, tracking, tracking_store, train
 from alexnet_sweep.sweep import parent as sweep_parent
 from alexnet_sweep.sweep.planning import plan_jobs, saved_state, share_from_sibling
 
@@ -19,8 +19,8 @@ TINY_MODEL = ["model.dense_units=[32,32]"]  # checkpoints of a few MB instead of
 @pytest.fixture
 def sweep(make_cfg, tiny_overrides, tmp_path, store):
     """A sweep's parent run, and `job(*overrides)` that plans a job of it and runs it with its plan."""
-    client = tracking.connect(store)
-    experiment_id = tracking.get_or_create_experiment(client, "smoke")
+    client = tracking_store.connect(store)
+    experiment_id = tracking_store.get_or_create_experiment(client, "smoke")
     parent_run_id = sweep_parent.open_parent(
         client, experiment_id, grid="g", resume=True, overrides=[], sweep_dir=tmp_path
     )

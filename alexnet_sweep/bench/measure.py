@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ import mlflow
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from alexnet_sweep import names, tracking
+from alexnet_sweep import names, tracking, tracking_store
 from alexnet_sweep.bench.machine import seconds_since_process_start
 from alexnet_sweep.bench.recipes import Recipe
 from alexnet_sweep.bench.reference import REFERENCE_SIZE
@@ -144,22 +145,26 @@ def mlflow_overhead(cfg: DictConfig, epoch_s: float) -> dict[str, float]:
         params, once per job), `log_s_per_epoch` (what `callbacks.EpochMetricsLogger` logs each epoch), `epoch_s`
         and `overhead_pct` = 100 * log_s_per_epoch / epoch_s.
     """
-    previous_uri = mlflow.get_tracking_uri()
+    previous_uri, previous_variable = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     logs = {names.LOSS: 1.0, names.ACCURACY: 0.5, names.VAL_LOSS: 1.0, names.VAL_ACCURACY: 0.5}
     logger = EpochMetricsLogger()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as store:
         try:
             start = time.perf_counter()
-            client = tracking.connect(f"sqlite:///{store}/mlflow.db")
-            experiment_id = tracking.get_or_create_experiment(client, "bench")
+            client = tracking_store.connect(f"sqlite:///{store}/mlflow.db")
+            experiment_id = tracking_store.get_or_create_experiment(client, "bench")
             store_create_s, start = time.perf_counter() - start, time.perf_counter()
             with tracking.job_run(cfg, experiment_id):
                 run_setup_s, start = time.perf_counter() - start, time.perf_counter()
                 for epoch in range(MLFLOW_EPOCHS):
                     logger.on_epoch_end(epoch, logs)
                 per_epoch = (time.perf_counter() - start) / MLFLOW_EPOCHS
-        finally:
+        finally:  # set_tracking_uri also exports MLFLOW_TRACKING_URI, which later processes would take as their store
             mlflow.set_tracking_uri(previous_uri)
+            if previous_variable is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous_variable
     return {
         "store_create_s": store_create_s,
         "run_setup_s": run_setup_s,

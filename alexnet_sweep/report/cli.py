@@ -84,7 +84,9 @@ def _write(client: MlflowClient, tracking_uri: str, parent_run_id: str, out_dir:
     try:
         return write_report(client, parent_run_id, out_dir)
     except _STORE_ERRORS as err:  # before OSError: requests' errors are OSErrors
-        raise UserInputError(f"--tracking-uri={tracking_uri!r}: reading the sweep failed: {one_line(err)}") from None
+        raise UserInputError(
+            f"--tracking-uri={redact(tracking_uri)!r}: reading the sweep failed: {one_line(err)}"
+        ) from None
     except OSError as err:  # the folder or a file in it cannot be created or written (permissions, /proc, ...)
         raise UserInputError(f"--out={str(out_dir)!r}: cannot write the report there: {one_line(err)}") from None
 
@@ -102,7 +104,7 @@ def open_store(tracking_uri: str) -> MlflowClient:
         UserInputError: If a SQLite store's file is missing or holds no MLflow store, MLflow cannot use the URI,
             or no server answers.
     """
-    option = f"--tracking-uri={tracking_uri!r}"
+    option = f"--tracking-uri={redact(tracking_uri)!r}"
     if tracking_uri.startswith("sqlite:///"):  # MLflow would create its tables in any file, or a new file
         _check_sqlite_store(option, Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]))
     elif urlparse(tracking_uri).scheme in ("http", "https"):
@@ -162,7 +164,7 @@ def find_parent(client: MlflowClient, tracking_uri: str, experiment: str | None,
             raise UserInputError(f"--experiment={name!r}: holds no sweep (a parent run with job runs) to report")
         return latest.info.run_id
     except _STORE_ERRORS as err:
-        raise UserInputError(f"--tracking-uri={tracking_uri!r}: {first_line(err)}") from None
+        raise UserInputError(f"--tracking-uri={redact(tracking_uri)!r}: {first_line(err)}") from None
 
 
 def _check_parent(client: MlflowClient, tracking_uri: str, experiment: str | None, parent: str) -> str:

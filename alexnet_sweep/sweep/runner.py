@@ -25,7 +25,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import names, signals, tracking
+from alexnet_sweep import names, signals, tracking, tracking_store
 from alexnet_sweep.errors import JobLost, UserInputError, first_line
 from alexnet_sweep.plan import Plan, grid_identity
 from alexnet_sweep.redact import redact
@@ -77,8 +77,10 @@ class SweepRunner:
                 preflight()  # e.g. Ray: GPUs no node has fail now, not never
             points = grid.expand(self.params, arguments, self.loader)
             jobs = grid.without_repeats(grid.compose(self.config, points, self.loader))
-            self.client = tracking.connect(tracking.absolute_uri(self.config.mlflow.tracking_uri, Path.cwd()))
-            self.experiment_id = tracking.get_or_create_experiment(self.client, self.config.mlflow.experiment_name)
+            self.tracking_uri = tracking_store.absolute_uri(self.config.mlflow.tracking_uri, Path.cwd())
+            self.client = tracking_store.connect(self.tracking_uri)
+            name = self.config.mlflow.experiment_name
+            self.experiment_id = tracking_store.get_or_create_experiment(self.client, name)
         except UserInputError as err:
             log.error("%s", err)
             sys.exit(2)
@@ -128,13 +130,8 @@ class SweepRunner:
 
     def _launch_all(self) -> list[JobReturn]:
         self.plans = self._plan()
-        self.file = SweepFile(
-            tracking_uri=tracking.absolute_uri(self.config.mlflow.tracking_uri, Path.cwd()),
-            experiment_id=self.experiment_id,
-            experiment_name=self.config.mlflow.experiment_name,
-            parent_run_id=self.parent_run_id,
-            num_jobs=len(self.jobs),
-        )
+        self.file = SweepFile(self.tracking_uri, self.experiment_id, self.config.mlflow.experiment_name,
+                              self.parent_run_id, num_jobs=len(self.jobs))  # fmt: skip
         log.info("Sweep of %d jobs into MLflow experiment %r, parent run %s; outputs in %s", len(self.jobs),
                  self.file.experiment_name, self.parent_run_id, _shown(self.sweep_dir))  # fmt: skip
         returns: list[JobReturn] = []
@@ -274,7 +271,7 @@ class SweepRunner:
             remove_saved_states(finished, Path(self.config.checkpoint_dir).resolve() / self.parent_run_id)
         status = status or ("FINISHED" if all(row.status == "FINISHED" for row in rows) else "FAILED")
         attempt("ending the parent run", self.client.set_terminated, self.parent_run_id, status)
-        ui = tracking.ui_hint(self.file.tracking_uri, self.experiment_id) if hasattr(self, "file") else ""
+        ui = tracking_store.ui_hint(self.tracking_uri, self.experiment_id)
         where = [f"MLflow: experiment {self.config.mlflow.experiment_name!r}, parent run {self.parent_run_id}",
                  f"  UI: {ui}", f"Sweep dir: {_shown(self.sweep_dir)}"]  # fmt: skip
         text = summary.format_summary(rows, where=where, interrupted=interrupted)

@@ -9,23 +9,19 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from omegaconf import DictConfig
 
+from alexnet_sweep import preparing
 from alexnet_sweep.errors import UserInputError, first_line
 
 log = logging.getLogger(__name__)
 
 SPLIT_KEYS = ("train_split", "val_split", "test_split")
-_PROBE_TIMEOUT_S = 3.0
 _ZERO_SEED_STANDIN = 0x5EED  # the global seed of the epoch-stream function when the job's seed is 0
 _EPOCH_SEED_STRIDE = 100_003  # seed * stride + epoch: distinct per (seed, epoch) for any realistic epoch count
 
@@ -167,7 +163,7 @@ def _load_raw(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> dict[st
     try:
         return _load_each_split(dataset, builder)
     except AssertionError:  # TFDS's "could not find data in data_dir": the dataset is not prepared yet
-        _prepare(dataset, builder)  # which also gives the builder its split sizes
+        preparing.prepare(dataset, builder)  # which also gives the builder its split sizes
         return _load_each_split(dataset, builder)
 
 
@@ -188,6 +184,23 @@ def _load_each_split(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> 
         except (ValueError, KeyError) as err:
             raise UserInputError(f"dataset.{key}={split!r}: TFDS rejects this split: {first_line(err)}") from None
     return raw
+
+
+def check_splits(dataset: DictConfig) -> None:
+    """Checks, from the dataset's metadata alone, that each of its split strings selects examples.
+
+    A sweep checks every grid point with it before the first job starts. A dataset that is not prepared yet (it is
+    prepared by its first job) cannot be checked here; its job checks again when it loads the data.
+
+    Raises:
+        UserInputError: If the builder module cannot be imported, the dataset is unknown, or a split selects no
+            example; one line naming the key and value.
+    """
+    import_builder_module(dataset)
+    builder = _builder(dataset)
+    if builder.is_prepared():
+        for key in SPLIT_KEYS:
+            check_selects_examples(f"dataset.{key}", dataset[key], dataset.name, builder.info.splits)
 
 
 def check_selects_examples(key: str, split: str, name: str, splits: tfds.core.SplitDict) -> None:
@@ -218,76 +231,9 @@ def check_selects_examples(key: str, split: str, name: str, splits: tfds.core.Sp
             raise UserInputError(f"{key}={split!r}: {which} no example of {name}'s {whole} split ({total:,} examples)")
 
 
-def _prepare(dataset: DictConfig, builder: tfds.core.DatasetBuilder) -> None:
-    """Makes `builder` prepared in its data_dir, or says in one line what was tried and how to fix it."""
-    where = builder.data_dir
-    urls = list(builder.url_infos or {})
-    fixes = (
-        f'prepare it where there is internet with python -c "import tensorflow_datasets as tfds; '
-        f"tfds.builder('{dataset.name}', data_dir='DIR').download_and_prepare()\" and pass dataset.data_dir=DIR, "
-        f"or put its downloaded archive in {_manual_dir(builder)}, "
-        "or use dataset=shapes (offline)"
-    )
-    if urls and not _has_manual_archive(builder, urls):
-        if not dataset.download:
-            raise UserInputError(
-                f"dataset.name={dataset.name!r} is not prepared in {where} and dataset.download=false; {fixes}"
-            )
-        unreachable = [] if _behind_proxy() else _unreachable_hosts(urls)
-        if unreachable:
-            raise UserInputError(
-                f"dataset.name={dataset.name!r} is not prepared in {where} and cannot be downloaded "
-                f"({', '.join(unreachable)} unreachable); {fixes}"
-            )
-    log.info("Preparing TFDS dataset %s in %s", dataset.name, where)
-    try:
-        builder.download_and_prepare()
-    except OSError as err:
-        raise UserInputError(f"dataset.name={dataset.name!r}: download failed ({err}); {fixes}") from None
-
-
 def _resizer(image_size: int):
     def resize(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         resized = tf.image.resize(image, [image_size, image_size], method="bilinear")
         return tf.cast(tf.round(tf.clip_by_value(resized, 0, 255)), tf.uint8), label
 
     return resize
-
-
-def _basename(url: str) -> str:
-    return Path(urlparse(url).path).name
-
-
-def _manual_dir(builder: tfds.core.DatasetBuilder) -> Path:
-    data_dir_root = str(builder.data_dir)[: -len(builder.info.full_name)]
-    return Path(data_dir_root) / "downloads" / "manual"  # where TFDS looks for manually downloaded archives
-
-
-def _has_manual_archive(builder: tfds.core.DatasetBuilder, urls: list[str]) -> bool:
-    manual = _manual_dir(builder)
-    return any((manual / _basename(url)).exists() for url in urls)
-
-
-def _unreachable_hosts(urls: list[str]) -> list[str]:
-    """Returns the download hosts that do not accept a connection within a few seconds.
-
-    TFDS itself retries an unreachable host for minutes; this answers in seconds.
-    """
-    default_ports = {"http": 80, "https": 443}
-    parsed = [urlparse(url) for url in urls]
-    hosts = sorted({(p.hostname, p.port or default_ports.get(p.scheme, 443)) for p in parsed if p.hostname})
-    unreachable = []
-    for host, port in hosts:
-        try:
-            socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
-        except OSError:
-            unreachable.append(host)
-    return unreachable
-
-
-def _behind_proxy() -> bool:
-    """True if downloads go through a proxy, where a direct probe says nothing (TFDS's requests uses it)."""
-    return any(
-        os.environ.get(name)
-        for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
-    )

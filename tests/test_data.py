@@ -6,7 +6,7 @@ import pytest
 import tensorflow_datasets as tfds
 from omegaconf import OmegaConf
 
-from alexnet_sweep import data, shapes
+from alexnet_sweep import data, preparing, shapes
 from alexnet_sweep.data import load_splits
 from alexnet_sweep.errors import UserInputError
 
@@ -201,7 +201,7 @@ def test_unprepared_dataset_without_download_says_how_to_fix(tmp_path, monkeypat
         raise AssertionError("a download was attempted")  # TFDS would retry an unreachable host for minutes
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
-    monkeypatch.setattr(data, "_unreachable_hosts", no_download)
+    monkeypatch.setattr(preparing, "unreachable_hosts", no_download)
     with pytest.raises(UserInputError) as caught:
         load_splits(dataset_cfg("cifar10", data_dir=tmp_path, download=False), batch_size=8, seed=0, image_size=67)
     message = str(caught.value)
@@ -218,7 +218,7 @@ def test_unreachable_download_host_fails_in_seconds(tmp_path, monkeypatch):
         probed.extend(urls)
         return ["www.cs.toronto.edu"]
 
-    monkeypatch.setattr(data, "_unreachable_hosts", unreachable)
+    monkeypatch.setattr(preparing, "unreachable_hosts", unreachable)
     with pytest.raises(UserInputError, match=r"cannot be downloaded \(www.cs.toronto.edu unreachable\)"):
         load_splits(dataset_cfg("cifar10", data_dir=tmp_path), batch_size=8, seed=0, image_size=67)
     assert probed == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
@@ -274,12 +274,12 @@ def test_a_builder_module_without_the_named_builder_says_so():
 
 def test_host_probe_reports_a_closed_port_and_waits_seconds_at_most(monkeypatch):
     timeouts = []
-    connect = data.socket.create_connection
+    connect = preparing.socket.create_connection
 
     def recording(address, timeout=None, **kwargs):
         timeouts.append(timeout)
         return connect(address, timeout=timeout, **kwargs)
 
-    monkeypatch.setattr(data.socket, "create_connection", recording)
-    assert data._unreachable_hosts(["https://127.0.0.1:9/archive.tgz"]) == ["127.0.0.1"]
-    assert timeouts == [data._PROBE_TIMEOUT_S] and data._PROBE_TIMEOUT_S <= 5, "TFDS itself retries for minutes"
+    monkeypatch.setattr(preparing.socket, "create_connection", recording)
+    assert preparing.unreachable_hosts(["https://127.0.0.1:9/archive.tgz"]) == ["127.0.0.1"]
+    assert timeouts == [preparing.PROBE_TIMEOUT_S] and preparing.PROBE_TIMEOUT_S <= 5, "TFDS itself retries for minutes"

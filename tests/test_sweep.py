@@ -1,7 +1,7 @@
 """The sweep's pure parts: the grid, its waves, names and durations (real sweeps run in test_cli and others)."""
 
 import pytest
-from hydra import initialize_config_module
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from alexnet_sweep.errors import UserInputError
@@ -116,3 +116,14 @@ def test_unfinished_rows_keep_the_grids_order_whatever_their_numbers():
     ]
     table = format_summary(rows, where=[]).splitlines()[3:]
     assert [line.split()[0] for line in table if not line.startswith("    cause")] == ["*", "lr=1", "lr=3", "lr=4"]
+
+
+def test_a_point_whose_split_selects_nothing_is_refused_before_anything_runs(loader, tfds_dir):
+    fixed = ["experiment=smoke", f"dataset.data_dir={tfds_dir}"]
+    master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+    points = [[*fixed, "dataset.train_split='train[:64]'"], [*fixed, "dataset.train_split='train[90%:10%]'"]]
+    good, empty = grid.compose(master, points, loader)
+    assert good.refused is None and good.params["dataset.train_split"] == "train[:64]"
+    assert empty.refused == (
+        "dataset.train_split='train[90%:10%]': selects no example of shapes's train split (2,000 examples)"
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alexnet_sweep.config import validate
 from alexnet_sweep.errors import UserInputError, first_line
@@ -90,6 +90,7 @@ def compose(master: DictConfig, points: Sequence[Sequence[str]], loader: ConfigL
         UserInputError: If a point cannot be composed at all (e.g. an unknown group option), naming the point.
     """
     jobs = []
+    checked: dict[str, str | None] = {}  # a dataset config's problem, if any: each distinct one is checked once
     for number, overrides in enumerate(points, start=1):
         try:
             job_cfg = loader.load_sweep_config(master, list(overrides))
@@ -100,11 +101,25 @@ def compose(master: DictConfig, points: Sequence[Sequence[str]], loader: ConfigL
         _check_same_store(job_cfg, master)
         try:
             validate(job_cfg)
-            refused = None
+            refused = _data_problem(job_cfg.dataset, checked)
         except UserInputError as err:
             refused = str(err)
         jobs.append(Job(tuple(overrides), flatten_params(job_cfg) if refused is None else {}, refused))
     return jobs
+
+
+def _data_problem(dataset: DictConfig, checked: dict[str, str | None]) -> str | None:
+    """What is wrong with a grid point's data (a split that selects nothing, an unknown dataset), if anything."""
+    from alexnet_sweep import data  # TensorFlow: only once the grid's configs are known to be sound
+
+    key = OmegaConf.to_yaml(dataset)
+    if key not in checked:
+        try:
+            data.check_splits(dataset)
+            checked[key] = None
+        except UserInputError as err:
+            checked[key] = str(err)
+    return checked[key]
 
 
 def _check_same_store(job_cfg: DictConfig, master: DictConfig) -> None:

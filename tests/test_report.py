@@ -475,6 +475,7 @@ def test_cli_a_store_that_fails_while_the_sweep_is_read_is_one_line_and_exit_2(c
     one_error_line(err, f"error: --tracking-uri='{store}': reading the sweep failed: {type(error).__name__}: ")
 
 
+@pytest.mark.slow  # a subprocess without the capability to override permissions
 def test_cli_an_out_folder_it_may_not_write_is_one_line_and_exit_2(client, store, tmp_path):
     parent_id, _ = make_sweep(client)
     locked = tmp_path / "locked"

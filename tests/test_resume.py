@@ -39,6 +39,7 @@ def sweep(make_cfg, tiny_overrides, tmp_path, store):
 
     job.plan = lambda *overrides: plan(make_cfg(*tiny_overrides, *TINY_MODEL, *overrides))
     job.parent = lambda: client.get_run(parent_run_id)
+    job.client = client
     return job
 
 
@@ -72,6 +73,16 @@ def test_a_longer_job_starts_from_its_finished_sibling_and_ends_with_the_same_we
     assert sweep.plan("epochs=3").action == "skip", "a FINISHED run has this config now"
 
 
+def killed_after_epoch(sweep, monkeypatch, stop_epoch, *overrides):
+    """Runs a job of the sweep that stops like Ctrl-C after `stop_epoch`; returns its run (KILLED)."""
+    interrupt_after_epoch(monkeypatch, stop_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(*overrides)
+    monkeypatch.undo()
+    [killed] = tracking.child_runs(sweep.client, sweep.parent())
+    return killed
+
+
 def interrupt_after_epoch(monkeypatch, stop_epoch):
     """Makes the job stop like Ctrl-C right after epoch `stop_epoch` (1-based) is saved and logged."""
     log_epoch = callbacks.EpochMetricsLogger.on_epoch_end
@@ -86,11 +97,7 @@ def interrupt_after_epoch(monkeypatch, stop_epoch):
 
 def test_a_killed_job_continues_in_its_own_run_from_its_last_epoch(sweep, store, monkeypatch):
     client = MlflowClient(store)
-    interrupt_after_epoch(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        sweep("epochs=3", "resume=false")
-    monkeypatch.undo()
-    [killed] = tracking.child_runs(client, sweep.parent())
+    killed = killed_after_epoch(sweep, monkeypatch, 2, "epochs=3", "resume=false")
     assert killed.info.status == "KILLED"
 
     # Bookkeeping keys may differ between attempts: the run keeps its first params (MLflow cannot change them).
@@ -105,11 +112,7 @@ def test_a_killed_job_continues_in_its_own_run_from_its_last_epoch(sweep, store,
 
 def test_a_job_whose_checkpoint_is_gone_starts_over_and_replaces_its_run(sweep, store, monkeypatch):
     client = MlflowClient(store)
-    interrupt_after_epoch(monkeypatch, 1)
-    with pytest.raises(KeyboardInterrupt):
-        sweep("epochs=2")
-    monkeypatch.undo()
-    [killed] = tracking.child_runs(client, sweep.parent())
+    killed = killed_after_epoch(sweep, monkeypatch, 1, "epochs=2")
     checkpoint.remove(saved_state(killed).directory)
 
     made, result = sweep("epochs=2")
@@ -146,11 +149,7 @@ def finished_from_scratch(client, run_id, epochs):
 def test_a_killed_job_whose_saved_state_is_damaged_starts_over_in_a_new_run(sweep, store, monkeypatch, caplog,
                                                                               damage, file_name, fault):  # fmt: skip
     client = MlflowClient(store)
-    interrupt_after_epoch(monkeypatch, 1)
-    with pytest.raises(KeyboardInterrupt):
-        sweep("epochs=2")
-    monkeypatch.undo()
-    [killed] = tracking.child_runs(client, sweep.parent())
+    killed = killed_after_epoch(sweep, monkeypatch, 1, "epochs=2")
     state = saved_state(killed)
     damage(state)
 
@@ -166,11 +165,7 @@ def test_a_killed_job_whose_saved_state_is_damaged_starts_over_in_a_new_run(swee
 
 def test_a_saved_state_keras_refuses_fails_one_attempt_and_the_next_starts_over(sweep, store, monkeypatch):
     client = MlflowClient(store)
-    interrupt_after_epoch(monkeypatch, 1)
-    with pytest.raises(KeyboardInterrupt):
-        sweep("epochs=2")
-    monkeypatch.undo()
-    [killed] = tracking.child_runs(client, sweep.parent())
+    killed = killed_after_epoch(sweep, monkeypatch, 1, "epochs=2")
     drop_optimizer_variable(saved_state(killed))
 
     # The structure looks complete, so the plan continues; Keras refuses it only when it loads it into the model.

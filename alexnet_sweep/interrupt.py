@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from alexnet_sweep.signals import SIGNALS
 
 
 class DeferredInterrupt(keras.callbacks.Callback):

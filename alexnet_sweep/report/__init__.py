@@ -5,12 +5,14 @@
 writes the report of a sweep (default: the latest one in the experiment) and prints the path of its report.md.
 The sweep calls `write_report` and `log_to_parent` at its end, which also attach the report to its parent run.
 
-Modules: `data` (the sweep as read from MLflow), `findings` (its sentences), `figures`, `markdown` (report.md and
-runs.csv), `publish` (writing the report and attaching it to the parent run), `cli` (the command line).
+Modules: `runs` (a job run, a configuration's replicates), `data` (the sweep as read from MLflow), `findings`
+(its sentences), `figures`, `markdown` (report.md and runs.csv), `publish` (writing the report and attaching it to
+the parent run), `cli` (the command line).
 """
 
 from alexnet_sweep.report.cli import main
-from alexnet_sweep.report.data import RunSummary, Sweep, load_sweep
+from alexnet_sweep.report.data import Sweep, load_sweep
 from alexnet_sweep.report.publish import Report, log_to_parent, write_report
+from alexnet_sweep.report.runs import RunSummary
 
 __all__ = ["Report", "RunSummary", "Sweep", "load_sweep", "log_to_parent", "main", "write_report"]

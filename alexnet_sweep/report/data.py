@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,69 +16,11 @@ from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep import names
+from alexnet_sweep.report.runs import SEED_KEY, Configuration, RunSummary, run_rank
 from alexnet_sweep.tracking import format_lr, search_all_runs, sweep_runs
 
 # The keys people sweep most come first (heatmap rows, columns, then panels); other varying keys alphabetically.
 PREFERRED_KEYS = ("optimizer.lr", "epochs", "model.name")
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One job run of a sweep: what it was (params, tags), how it ended, and its numbers.
-
-    Attributes:
-        params: The flattened resolved config, as logged (all strings).
-        metrics: Final values (`val_accuracy`, `test_accuracy`, ...): MLflow's latest value of each metric.
-        history: Per-epoch values of `loss`, `accuracy`, `val_loss`, `val_accuracy`: {epoch: value}.
-    """
-
-    run_id: str
-    name: str
-    status: str
-    job_num: str
-    overrides: str
-    error: str | None
-    params: Mapping[str, str]
-    metrics: Mapping[str, float]
-    history: Mapping[str, Mapping[int, float]]
-
-    @property
-    def diverged(self) -> bool:
-        """Whether its loss or a metric became NaN or infinite.
-
-        Such a run ends FAILED with the error `diverged at epoch k`; a run recorded before that check existed ended
-        FINISHED with NaN or infinite numbers and counts as diverged too.
-        """
-        if self.error is not None and self.error.startswith(f"{names.DIVERGED} "):
-            return True
-        values = [*self.metrics.values(), *(value for points in self.history.values() for value in points.values())]
-        return not all(_finite(value) for value in values)
-
-    @property
-    def finished(self) -> bool:
-        """FINISHED and not diverged: a run whose numbers can be compared."""
-        return self.status == "FINISHED" and not self.diverged
-
-    @property
-    def val_accuracy(self) -> float | None:
-        return self.metrics.get(names.VAL_ACCURACY)
-
-    @property
-    def last_epoch(self) -> int | None:
-        """The last epoch with a val_loss, or None without per-epoch metrics."""
-        return max(self.history.get(names.VAL_LOSS, {}), default=None)
-
-    @property
-    def best_epoch(self) -> int | None:
-        """The epoch of minimum val_loss (the earliest on a tie), or None without per-epoch metrics."""
-        val_loss = self.history.get(names.VAL_LOSS, {})
-        return min(sorted(val_loss), key=val_loss.__getitem__, default=None)
-
-    def gap(self, epoch: int | None = None) -> float | None:
-        """Returns train minus validation accuracy at `epoch` (default: the last one), None where not recorded."""
-        train, val = self.history.get(names.ACCURACY, {}), self.history.get(names.VAL_ACCURACY, {})
-        epoch = self.last_epoch if epoch is None else epoch
-        return train[epoch] - val[epoch] if epoch in train and epoch in val else None
 
 
 @dataclass(frozen=True)
@@ -91,6 +32,9 @@ class Sweep:
         swept_keys: The varying keys minus those that only follow another one (switching `model=alexnet9` also
             changes `model.dense_units`): the keys the report compares.
         followers: {follower key: the swept key it changes with}.
+
+    A configuration is a setting of the swept keys other than `seed` (`config_keys`); its runs with different
+    seeds are its replicates. "Best" is the configuration with the highest mean final val_accuracy.
     """
 
     experiment_name: str
@@ -109,12 +53,56 @@ class Sweep:
     def ranked(self) -> tuple[RunSummary, ...]:
         """Finished runs with a val_accuracy, best first: highest val_accuracy, then lowest val_loss, then job."""
         scored = [run for run in self.finished if run.val_accuracy is not None]
-        return tuple(sorted(scored, key=lambda run: (-run.val_accuracy, run.metrics.get(names.VAL_LOSS, math.inf))))
+        return tuple(sorted(scored, key=run_rank))
+
+    @property
+    def config_keys(self) -> tuple[str, ...]:
+        """The swept keys that tell configurations apart: all but `seed`."""
+        return tuple(key for key in self.swept_keys if key != SEED_KEY)
+
+    @property
+    def replicated(self) -> bool:
+        """Whether some configuration has more than one finished replicate, so seed noise can be measured."""
+        return any(config.n > 1 for config in self.configurations)
+
+    @cached_property
+    def configurations(self) -> tuple[Configuration, ...]:
+        """Every configuration with its replicates, in the order its first run appears (job order)."""
+        groups: dict[tuple[str | None, ...], list[RunSummary]] = {}
+        for run in self.runs:
+            groups.setdefault(tuple(run.params.get(key) for key in self.config_keys), []).append(run)
+        return tuple(
+            Configuration(dict(zip(self.config_keys, key, strict=True)), tuple(runs)) for key, runs in groups.items()
+        )
+
+    @cached_property
+    def ranked_configurations(self) -> tuple[Configuration, ...]:
+        """Configurations with a finished replicate, best first.
+
+        Ordered by highest mean final val_accuracy, then lowest mean final val_loss, then job order.
+        """
+        scored = [config for config in self.configurations if config.n]
+        return tuple(sorted(scored, key=_config_rank))
+
+    @property
+    def best_configuration(self) -> Configuration | None:
+        """The configuration with the highest mean final val_accuracy (test_accuracy never chooses)."""
+        return self.ranked_configurations[0] if self.ranked_configurations else None
 
     @property
     def best(self) -> RunSummary | None:
-        """The best run: the highest final val_accuracy among finished runs (test_accuracy never chooses)."""
-        return self.ranked[0] if self.ranked else None
+        """The best run: the best replicate (highest final val_accuracy) of the best configuration."""
+        config = self.best_configuration
+        return config.best_run if config is not None else None
+
+    def configuration_of(self, run: RunSummary) -> Configuration:
+        """Returns the configuration a run is a replicate of."""
+        return next(config for config in self.configurations if any(r.run_id == run.run_id for r in config.runs))
+
+    def config_label(self, config: Configuration) -> str:
+        """Labels a configuration by its swept params but `seed`, e.g. `lr=1e-4 epochs=10`."""
+        parts = [f"{self.short(key)}={display(key, value or '?')}" for key, value in config.values.items()]
+        return " ".join(parts) or "all runs"
 
     def values(self, key: str, runs: Sequence[RunSummary] | None = None) -> list[str]:
         """Returns the values of param `key` among `runs` (default: all), sorted numerically where all are numbers."""
@@ -183,9 +171,9 @@ def _summary(client: MlflowClient, run: Run) -> RunSummary:
     )
 
 
-def _finite(value: float) -> bool:
-    # MLflow stores an infinite metric as the largest float.
-    return math.isfinite(value) and abs(value) < sys.float_info.max
+def _config_rank(config: Configuration) -> tuple[float, float]:
+    losses = config.final(names.VAL_LOSS)
+    return (-config.mean_val_accuracy, sum(losses) / len(losses) if losses else math.inf)
 
 
 def _job_order(run: RunSummary) -> int:

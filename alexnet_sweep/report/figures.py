@@ -13,7 +13,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from alexnet_sweep import names
-from alexnet_sweep.report.data import RunSummary, Sweep, display, matching
+from alexnet_sweep.report.data import Sweep, display, matching
+from alexnet_sweep.report.runs import RunSummary
 
 _PANEL_COLUMNS = 3
 _CURVES = (names.VAL_ACCURACY, names.VAL_LOSS)  # left and right panel of the validation curves

@@ -11,7 +11,8 @@ import math
 from collections.abc import Sequence
 
 from alexnet_sweep import names
-from alexnet_sweep.report.data import RunSummary, Sweep, display, matching, mean
+from alexnet_sweep.report.data import Sweep, display, matching, mean
+from alexnet_sweep.report.runs import RunSummary
 
 _NOT_SWEPT = {
     "optimizer.lr": "so it says nothing about which learning rate is best",

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alexnet_sweep import names
-from alexnet_sweep.report.data import RunSummary, Sweep, display
+from alexnet_sweep.report.data import Sweep, display
 from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.findings import findings
+from alexnet_sweep.report.runs import RunSummary
 
 FINAL_METRICS = (names.VAL_ACCURACY, names.VAL_LOSS, names.ACCURACY, names.LOSS, names.TEST_ACCURACY, names.TEST_LOSS)
 TABLE_METRICS = (names.VAL_ACCURACY, names.VAL_LOSS, names.TEST_ACCURACY, names.TEST_LOSS)

@@ -11,9 +11,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 
 from alexnet_sweep import names
-from alexnet_sweep.report.data import RunSummary, Sweep, load_sweep
+from alexnet_sweep.report.data import Sweep, load_sweep
 from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.markdown import render_markdown, write_runs_csv
+from alexnet_sweep.report.runs import RunSummary
 
 log = logging.getLogger(__name__)
 

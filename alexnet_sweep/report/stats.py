@@ -53,5 +53,5 @@ def summarize(values: Sequence[float]) -> Summary:
     if n == 1:
         return Summary(1, mean, math.nan, math.nan, math.nan)
     sd = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (n - 1))
-    half = stats.t.ppf((1 + CONFIDENCE) / 2, n - 1) * sd / math.sqrt(n)
+    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, n - 1)) * sd / math.sqrt(n)
     return Summary(n, mean, sd, mean - half, mean + half)

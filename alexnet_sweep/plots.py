@@ -41,7 +41,7 @@ def predictions_figure(
     """Draws test images titled with predicted vs true class, green when right and red when wrong.
 
     Args:
-        images: uint8 images, shape (n, height, width, 3).
+        images: uint8 images, shape (n, height, width, 3) (RGB) or (n, height, width, 1) (grayscale).
         true_labels: True class index per image.
         predicted_labels: Predicted class index per image.
         class_names: Name of each class index.
@@ -56,7 +56,7 @@ def predictions_figure(
     for ax in axes:
         ax.axis("off")
     for ax, image, true, predicted in zip(axes, images, true_labels, predicted_labels, strict=False):
-        ax.imshow(image)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)  # the colour map is for 1 channel; RGB ignores it
         ax.set_title(
             f"pred: {class_names[predicted]}\ntrue: {class_names[true]}",
             fontsize=8,

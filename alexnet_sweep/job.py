@@ -65,7 +65,9 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
     cfg.mlflow.tracking_uri = sweep.tracking_uri  # absolute: the job may run in another directory
     tags = {names.TAG_OVERRIDES: overrides, names.TAG_JOB_NUM: str(num), names.TAG_PROCESS: this_process()}
     try:
-        result = train.run(cfg, parent_run_id=sweep.parent_run_id, plan=entry.plan, tags=tags)
+        result = train.run(
+            cfg, parent_run_id=sweep.parent_run_id, plan=entry.plan, tags={**tags, **entry.tags}, name=entry.run_name
+        )
     except KeyboardInterrupt:  # the run is KILLED already
         raise
     except (Exception, SystemExit) as err:  # SystemExit: code inside a job must not end the whole sweep

@@ -33,6 +33,7 @@ TAG_CHECKPOINT = "checkpoint.dir"  # where the run's training state is saved aft
 TAG_CONTINUED_FROM = "continued_from"  # the finished sibling whose epochs a run starts from
 TAG_SHARED_EPOCHS = "continued_from.epochs"  # how many epochs it copied from that sibling
 TAG_SUPERSEDED_BY = "sweep.superseded_by"  # an unfinished run that a rerun of its job replaced
+TAG_CONFIGURATION = "configuration"  # swept values but the seed + config hash: "Group by" it shows replicates
 
 # Experiment tags: a running sweep's claim on its grid (`sweep/ownership.py`), `sweep.claim.<grid>.<id>`.
 CLAIM_PREFIX = "sweep.claim."

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from alexnet_sweep import names
 from alexnet_sweep.errors import first_line, root_cause
+from alexnet_sweep.labels import format_lr
 from alexnet_sweep.signals import held
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,8 @@ def source_tags() -> dict[str, str]:
     return {MLFLOW_GIT_COMMIT: commit} if commit else {}
 
 
-def format_lr(lr: float) -> str:
-    """Formats a learning rate the way people type it: 1e-4, 5e-5, 3.2e-4."""
-    mantissa, exponent = f"{lr:.3e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-
-
 def run_name(cfg: DictConfig) -> str:
-    """Returns a readable run name such as `alexnet8 lr=1e-4 epochs=5`."""
+    """Returns the name of a single run, e.g. `alexnet8 lr=1e-4 epochs=5` (a sweep names its jobs by what varies)."""
     return f"{cfg.model.name} lr={format_lr(cfg.optimizer.lr)} epochs={cfg.epochs}"
 
 
@@ -71,6 +66,7 @@ def job_run(
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
     run_id: str | None = None,
+    name: str | None = None,
 ) -> Iterator[Run]:
     """Runs the body inside one MLflow run of the job, which ends FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM).
 
@@ -80,6 +76,7 @@ def job_run(
         parent_run_id: The sweep's parent run, or None for a top-level run.
         tags: Extra tags, e.g. the Hydra override string.
         run_id: An unfinished run of this job to go on in (resume) instead of creating one.
+        name: The new run's name (default: `run_name(cfg)`).
 
     Yields:
         The active run.
@@ -87,7 +84,7 @@ def job_run(
     all_tags = {names.TAG_MODEL: cfg.model.name, names.TAG_DATASET: cfg.dataset.name, **source_tags(), **(tags or {})}
     if run_id is None:
         started = mlflow.start_run(
-            experiment_id=experiment_id, run_name=run_name(cfg), parent_run_id=parent_run_id, tags=all_tags
+            experiment_id=experiment_id, run_name=name or run_name(cfg), parent_run_id=parent_run_id, tags=all_tags
         )
     else:
         started = mlflow.start_run(run_id=run_id, tags=all_tags)

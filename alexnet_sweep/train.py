@@ -44,6 +44,7 @@ def run(
     parent_run_id: str | None = None,
     plan: Plan | None = None,
     tags: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> JobResult:
     """Trains and evaluates one configuration and records it as one MLflow run.
 
@@ -58,6 +59,7 @@ def run(
         parent_run_id: The sweep's parent run id when the job is part of a multirun.
         plan: What the sweeper decided this job does (`start`, `continue` or `share`); None for a single run.
         tags: Extra MLflow tags, e.g. the Hydra override string.
+        name: The run's name (default: `tracking.run_name`); a sweep names its jobs by what it varies.
 
     Returns:
         The run id and the final metrics.
@@ -85,7 +87,9 @@ def run(
         run_tags[names.TAG_CHECKPOINT] = plan.checkpoint_dir  # where later sweeps find this run's saved state
     continued = plan.run_id if plan is not None and plan.action == "continue" else None
     with (
-        tracking.job_run(cfg, experiment_id, parent_run_id=parent_run_id, tags=run_tags, run_id=continued) as active,
+        tracking.job_run(
+            cfg, experiment_id, parent_run_id=parent_run_id, tags=run_tags, run_id=continued, name=name
+        ) as active,
         DeferredInterrupt() as interrupt,
     ):
         if plan is not None and plan.supersedes:  # so the sweep and its report count the job once
@@ -116,7 +120,7 @@ def run(
         mlflow.log_metrics(test_metrics)
         log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))
         curves = _merge_history(state.history if state else [], history.history)
-        _log_figures(model, splits, curves, title=tracking.run_name(cfg))
+        _log_figures(model, splits, curves, title=active.info.run_name)
         if cfg.save_model:
             _log_model(model, splits)
     final = {key: values[-1] for key, values in curves.items() if values}

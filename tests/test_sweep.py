@@ -4,8 +4,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
+from alexnet_sweep import names
 from alexnet_sweep.errors import UserInputError
-from alexnet_sweep.sweep import grid
+from alexnet_sweep.sweep import grid, naming
 from alexnet_sweep.sweep.parent import sweep_run_name
 from alexnet_sweep.sweep.summary import Row, format_duration, format_summary, progress
 
@@ -68,6 +69,28 @@ def test_a_repeated_config_runs_once_and_refused_points_are_kept():
     refused = grid.Job(("optimizer.lr=-1",), {}, refused="optimizer.lr=-1.0: must be a positive number")
     jobs = grid.without_repeats([job(5), job(5), refused, refused, job(10)])
     assert [j.overrides for j in jobs] == [job(5).overrides, refused.overrides, refused.overrides, job(10).overrides]
+
+
+def model_job(model: str, lr: str, seed: str) -> grid.Job:
+    params = {"model.name": model, "model.dense_units": "[4096]" * (model == "alexnet9"), "optimizer.lr": lr,
+              "epochs": "5", "seed": seed, "dataset.name": "digits"}  # fmt: skip
+    return grid.Job((f"model={model}", f"optimizer.lr={lr}", f"seed={seed}", "experiment=demo"), params)
+
+
+def test_job_runs_lead_with_what_the_sweep_varies_and_replicates_share_a_configuration_tag():
+    jobs = [model_job(model, lr, seed) for model in ("alexnet8", "alexnet9") for lr in ("1e-3", "5e-05")
+            for seed in ("0", "1")]  # fmt: skip
+    swept = naming.swept_keys(jobs)
+    assert swept == ["model.name", "optimizer.lr", "seed"], "model.dense_units follows model=; experiment is fixed"
+    assert naming.run_name(jobs[3].params, swept) == "lr=5e-5 model=alexnet8 seed=1"
+    tags = [naming.configuration_tag(job.params, swept)[names.TAG_CONFIGURATION] for job in jobs]
+    assert tags[0] == tags[1] != tags[2] == tags[3], "the seeds of one configuration share it; others differ"
+    assert len(set(tags)) == 4 and tags[2].startswith("lr=5e-5 model=alexnet8 (")
+    only_seed = [model_job("alexnet8", "1e-3", seed) for seed in ("0", "1", "2")]
+    assert naming.run_name(only_seed[2].params, naming.swept_keys(only_seed)) == "seed=2 (alexnet8)"
+    assert naming.configuration_tag(only_seed[0].params, ["seed"]) == naming.configuration_tag(only_seed[2].params,
+                                                                                               ["seed"])  # fmt: skip
+    assert naming.run_name(jobs[0].params, []) == "lr=1e-3 epochs=5 (alexnet8)", "a sweep of one job"
 
 
 def test_the_parent_run_is_named_by_what_the_sweep_varies():

@@ -5,7 +5,6 @@ This module, like the whole report, imports neither TensorFlow nor Hydra, so the
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,11 +15,9 @@ from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from alexnet_sweep import names
+from alexnet_sweep.labels import display, key_order, short_names
 from alexnet_sweep.report.runs import SEED_KEY, Configuration, RunSummary, run_rank
-from alexnet_sweep.tracking import format_lr, search_all_runs, sweep_runs
-
-# The keys people sweep most come first (heatmap rows, columns, then panels); other varying keys alphabetically.
-PREFERRED_KEYS = ("optimizer.lr", "epochs", "model.name")
+from alexnet_sweep.tracking import search_all_runs, sweep_runs
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,7 @@ class Sweep:
 
     def short(self, key: str) -> str:
         """Returns the short name of a swept key in labels: `lr`, `epochs`, `model` (for `model.name`)."""
-        return _short_names(self.swept_keys).get(key, key)
+        return short_names(self.swept_keys).get(key, key)
 
     def label(self, run: RunSummary) -> str:
         """Labels a run by its swept params, e.g. `lr=1e-4 epochs=10 model=alexnet9`."""
@@ -187,11 +184,7 @@ def varying_keys(runs: Sequence[RunSummary]) -> tuple[str, ...]:
     """
     keys = {key for run in runs for key in run.params}
     varying = [key for key in keys if len({run.params[key] for run in runs if key in run.params}) > 1]
-    return tuple(sorted(varying, key=_key_order))
-
-
-def _key_order(key: str) -> tuple[int, str]:
-    return (PREFERRED_KEYS.index(key), "") if key in PREFERRED_KEYS else (len(PREFERRED_KEYS), key)
+    return tuple(sorted(varying, key=key_order))
 
 
 def _followers(runs: Sequence[RunSummary], keys: Sequence[str]) -> dict[str, str]:
@@ -223,26 +216,6 @@ def sort_values(values: set[str] | Sequence[str]) -> list[str]:
         return sorted(values, key=float)
     except ValueError:
         return sorted(values)
-
-
-def display(key: str, value: str) -> str:
-    """Formats a param value for people: learning rates as typed (`1e-4`), everything else as logged."""
-    if key.rsplit(".", 1)[-1] in ("lr", "learning_rate"):
-        try:
-            return format_lr(float(value))
-        except ValueError:
-            pass
-    return value
-
-
-def _short_names(keys: Sequence[str]) -> dict[str, str]:
-    def short(key: str) -> str:
-        parts = key.split(".")
-        return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
-
-    names = {key: short(key) for key in keys}
-    clashes = {name for name, group in itertools.groupby(sorted(names.values())) if len(list(group)) > 1}
-    return {key: key if name in clashes else name for key, name in names.items()}
 
 
 def matching(runs: Sequence[RunSummary], params: Mapping[str | None, str | None]) -> list[RunSummary]:

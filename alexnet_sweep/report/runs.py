@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from alexnet_sweep import names
-
-SEED_KEY = "seed"  # runs that differ only in it are replicates of one configuration
+from alexnet_sweep.labels import SEED_KEY
 
 
 @dataclass(frozen=True)

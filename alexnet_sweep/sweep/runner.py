@@ -29,7 +29,7 @@ from alexnet_sweep import names, signals, tracking, tracking_store
 from alexnet_sweep.errors import JobLost, UserInputError, first_line
 from alexnet_sweep.plan import Plan, grid_identity
 from alexnet_sweep.redact import redact
-from alexnet_sweep.sweep import grid, ownership, parent, summary
+from alexnet_sweep.sweep import grid, naming, ownership, parent, summary
 from alexnet_sweep.sweep.planning import plan_jobs, release_saved_state, remove_saved_states, share_from_sibling
 from alexnet_sweep.sweep.state import JobEntry, SweepFile
 
@@ -130,6 +130,7 @@ class SweepRunner:
 
     def _launch_all(self) -> list[JobReturn]:
         self.plans = self._plan()
+        self.swept = naming.swept_keys(self.jobs)
         self.file = SweepFile(self.tracking_uri, self.experiment_id, self.config.mlflow.experiment_name,
                               self.parent_run_id, num_jobs=len(self.jobs))  # fmt: skip
         log.info("Sweep of %d jobs into MLflow experiment %r, parent run %s; outputs in %s", len(self.jobs),
@@ -196,7 +197,9 @@ class SweepRunner:
                                                      self.plans[num])  # fmt: skip
             left = sum(1 for n, plan in self.plans.items() if plan.action != "skip" and n >= num)
             progress = summary.progress(time.time() - self.started_at, self.seconds_per_job, left)
-            self.file.jobs[str(num)] = JobEntry(self.plans[num], progress)
+            params = self.jobs[num].params
+            self.file.jobs[str(num)] = JobEntry(self.plans[num], progress, naming.run_name(params, self.swept),
+                                                naming.configuration_tag(params, self.swept))  # fmt: skip
         self.file.save(self.sweep_dir)
         started = time.monotonic()
         lost = None

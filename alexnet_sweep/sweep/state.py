@@ -18,10 +18,12 @@ SWEEP_FILE = "mlflow_sweep.json"
 
 @dataclass(frozen=True)
 class JobEntry:
-    """One job's instructions: its plan and the progress line it shows when it starts."""
+    """One job's instructions: its plan, the progress line it shows when it starts, its run's name and tags."""
 
     plan: Plan
     progress: str = ""
+    run_name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,5 +48,5 @@ class SweepFile:
     def load(cls, sweep_dir: Path) -> SweepFile:
         """Reads the file the sweeper wrote into `sweep_dir`."""
         data = json.loads((sweep_dir / SWEEP_FILE).read_text())
-        jobs = {num: JobEntry(Plan(**entry["plan"]), entry["progress"]) for num, entry in data.pop("jobs").items()}
+        jobs = {num: JobEntry(**{**entry, "plan": Plan(**entry["plan"])}) for num, entry in data.pop("jobs").items()}
         return cls(**data, jobs=jobs)

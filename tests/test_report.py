@@ -46,6 +46,9 @@ GRID = {
 }
 OVERFIT = ("0.001", "4", "alexnet8")
 OOM = "ResourceExhaustedError: OOM when allocating tensor with shape [64,4096]"
+REPORT_FILES = {
+    "report.md", "runs.csv", "configs.csv", "test_accuracy_heatmap.png", "validation_curves.png", "overfitting.png",
+}  # fmt: skip
 
 
 def _history(epochs: int, val: float, overfit: bool) -> dict[str, list[float]]:
@@ -127,9 +130,7 @@ def written(empty_store, tmp_path_factory):
 def test_report_files_best_run_and_swept_keys(written):
     _, _, ids, rep = written
     assert sorted(rep.out_dir.iterdir()) == sorted(rep.files), "the report's files, all written, and no other"
-    assert {path.name for path in rep.files} == {
-        "report.md", "runs.csv", "test_accuracy_heatmap.png", "validation_curves.png", "overfitting.png",
-    }  # fmt: skip
+    assert {path.name for path in rep.files} == REPORT_FILES
     for figure in rep.figures:
         assert figure.read_bytes()[:8] == PNG and figure.stat().st_size > 10_000
     assert rep.best.run_id == ids["0.0001", "4", "alexnet9"], "best by val_accuracy, not by test_accuracy"
@@ -149,6 +150,7 @@ def test_runs_csv_has_one_row_per_job(written):
     overfit = rows[ids[OVERFIT]]
     assert overfit["optimizer.lr"] == "0.001" and overfit["epochs"] == "4" and overfit["model.name"] == "alexnet8"
     assert overfit["model.dense_units"] == "[4096, 4096]"
+    assert overfit["configuration"] == "lr=1e-3 epochs=4 model=alexnet8"
     assert (overfit["best_epoch_by_val_loss"], overfit["last_epoch"]) == ("2", "4")
     assert overfit["train_val_gap"] == "0.4"
     assert float(overfit[names.VAL_ACCURACY]) == pytest.approx(0.45)
@@ -184,7 +186,15 @@ def test_markdown_findings_tables_and_figures(written):
     assert f"{overfit} there, 0.4000 at the end)" in findings
     assert "was not swept" not in findings
 
-    runs = parts["Runs by val_accuracy"]
+    configs = [line for line in parts["Configurations by mean val_accuracy"].splitlines() if line.startswith("| ")]
+    assert configs[0].startswith(
+        "|  | lr | epochs | model | n (seeds) | val_accuracy mean ± sd | val_accuracy 95% CI |"
+    )
+    assert len(configs) == 1 + 7, "one seed: a configuration per finished run, n = 1 and no sd"
+    assert configs[1] == "| **best** | 1e-4 | 4 | alexnet9 | 1 | 0.7400 ± – | – | 0.7200 ± – | 1.0000 | 0.5600 |"
+    assert "| 1e-3 | 4 | alexnet8 | 1 | 0.4500 ± – |" in configs[-1]
+
+    runs = parts["Runs"]
     table = [line for line in runs.splitlines() if line.startswith("| ")][1:]
     assert len(table) == 7 and ids["0.001", "4", "alexnet9"] not in runs
     assert table[0].startswith("| **best** | 7 | 1e-4 | 4 | alexnet9 | 0.7400 |")
@@ -201,10 +211,14 @@ def test_log_to_parent_records_the_report_and_the_best_run(written):
     client, parent_id, ids, rep = written
     report.log_to_parent(client, parent_id, rep)
     parent = client.get_run(parent_id)
-    assert {a.path for a in client.list_artifacts(parent_id, "report")} == {f"report/{p.name}" for p in rep.files}
+    assert {a.path for a in client.list_artifacts(parent_id, "report")} == {
+        *(f"report/{p.name}" for p in rep.files),
+        "report/configurations.json",
+    }
     best = names.BEST_PREFIX
     tags = {key: value for key, value in parent.data.tags.items() if key.startswith(best)}
     assert tags == {
+        f"{best}configuration": "lr=1e-4 epochs=4 model=alexnet9",
         names.TAG_BEST_RUN: ids["0.0001", "4", "alexnet9"],
         f"{best}optimizer.lr": "0.0001",
         f"{best}epochs": "4",
@@ -214,7 +228,8 @@ def test_log_to_parent_records_the_report_and_the_best_run(written):
     assert parent.data.metrics == {
         best + names.VAL_ACCURACY: pytest.approx(0.74),
         best + names.TEST_ACCURACY: pytest.approx(0.72),
-    }
+        best + "n": 1,
+    }, "one seed: no best.val_accuracy_sd"
 
 
 def test_a_diverged_run_is_listed_apart_and_never_ranked_or_in_findings(client, tmp_path):
@@ -253,7 +268,7 @@ def test_a_diverged_run_is_listed_apart_and_never_ranked_or_in_findings(client, 
     assert "Signs of overfitting in 1 of 7 runs" in findings
     assert "lr=1e30 epochs=2" not in findings and "lr=1e20 epochs=2" not in findings
     assert "No finished run has optimizer.lr=1e20, 1e30." in findings
-    assert "lr=1e30" not in parts["Runs by val_accuracy"] and "lr=1e20" not in parts["Runs by val_accuracy"]
+    assert "lr=1e30" not in parts["Runs"] and "lr=1e20" not in parts["Runs"]
     failed = parts["Failed and unfinished jobs"]
     label = "lr={} epochs=2 model=alexnet8"
     assert f"| 8 | FAILED | {label.format('1e30')} | diverged at epoch 2 | `{diverged['1e+30']}` |" in failed
@@ -275,7 +290,7 @@ def test_a_seed_only_sweep_is_compared_by_seed(client, tmp_path):
         params = {**BASE_PARAMS, "seed": seed, "optimizer.lr": "0.0001", "epochs": "3", "model.name": "alexnet8"}
         make_run(client, experiment_id, parent, params, job=job, start=1000 + job, val=val, test=val)
     rep = report.write_report(client, parent, tmp_path / "seeds")
-    assert rep.sweep.swept_keys == ("seed",) and heatmap_axes(rep.sweep.swept_keys) == (None, "seed", [])
+    assert rep.sweep.swept_keys == ("seed",) and heatmap_axes(rep.sweep.config_keys) == (None, None, [])
     findings = sections(rep.markdown.read_text())["Findings"]
     assert "Best seed: 1 by final val_accuracy (1: 0.6600 (1 run), 2: 0.6400 (1 run), 0: 0.6100 (1 run))" in findings
     assert "The seed alone moves final val_accuracy by up to 0.0500: differences smaller" in findings
@@ -332,9 +347,7 @@ def test_cli_reports_the_latest_sweep_by_default(client, store, tmp_path, capsys
 
     assert report.main(["--tracking-uri", store, "--parent", older, "--out", "mine"]) == 0
     assert capsys.readouterr().out == "mine/report.md\n"
-    assert {p.name for p in (tmp_path / "mine").iterdir()} == {
-        "report.md", "runs.csv", "test_accuracy_heatmap.png", "validation_curves.png", "overfitting.png",
-    }  # fmt: skip
+    assert {p.name for p in (tmp_path / "mine").iterdir()} == REPORT_FILES
     assert f"parent run `{older}`" in (tmp_path / "mine" / "report.md").read_text()
 
 

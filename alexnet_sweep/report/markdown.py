@@ -1,4 +1,4 @@
-"""The report's tables: report.md (summary, findings, runs, failures, figures) and runs.csv (one row per job run)."""
+"""The report's text: report.md (summary, findings, configurations, runs, failures, figures) and runs.csv."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ from alexnet_sweep import names
 from alexnet_sweep.report.data import Sweep, display
 from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.findings import findings
-from alexnet_sweep.report.runs import RunSummary
+from alexnet_sweep.report.runs import RunSummary, run_rank
+from alexnet_sweep.report.stats import Summary
+from alexnet_sweep.report.tables import ConfigRow, config_rows
 
 FINAL_METRICS = (names.VAL_ACCURACY, names.VAL_LOSS, names.ACCURACY, names.LOSS, names.TEST_ACCURACY, names.TEST_LOSS)
 TABLE_METRICS = (names.VAL_ACCURACY, names.VAL_LOSS, names.TEST_ACCURACY, names.TEST_LOSS)
 
 
 def render_markdown(sweep: Sweep) -> str:
-    """Renders report.md: summary, findings, runs by val_accuracy, failed jobs, figures (relative links).
+    """Renders report.md: summary, findings, configurations, runs, failed jobs, figures (relative links).
+
+    The configurations table comes first, one row per configuration (its seeds' mean ± sd and 95% interval) even
+    when every configuration ran one seed (n = 1, sd "–"); the runs table below lists every finished run, grouped
+    by configuration in the same order.
 
     Args:
         sweep: The sweep (`data.load_sweep`).
@@ -25,29 +31,37 @@ def render_markdown(sweep: Sweep) -> str:
     Returns:
         The Markdown text, ending with a newline.
     """
-    best = sweep.best
     lines = [
         f"# Sweep report: experiment `{sweep.experiment_name}`, parent run `{sweep.parent_run_id}`",
         "",
         f"Sweep `{_cell(sweep.parent_name)}`: {len(sweep.runs)} job runs, {len(sweep.finished)} finished. "
         f"{_swept_sentence(sweep)}",
         "",
-        "The **best** run is the finished run with the highest final val_accuracy; test_accuracy is reported, "
-        "never used to choose.",
+        "A configuration is a setting of the swept keys but `seed`; its runs with different seeds are its "
+        "replicates. The **best** configuration has the highest mean final val_accuracy over its seeds, and the "
+        "**best** run is its best replicate; test_accuracy is reported, never used to choose.",
         "",
         "## Findings",
         "",
         *(f"- {sentence}" for sentence in findings(sweep)),
         "",
-        "## Runs by val_accuracy",
+        "## Configurations by mean val_accuracy",
+        "",
+        *_configurations(sweep),
+        "",
+        "## Runs",
+        "",
+        "Every finished run, grouped by configuration in the order above, best replicate first.",
         "",
     ]
+    best = sweep.best
     columns = [sweep.short(key) for key in sweep.swept_keys] or ["run"]
     header = ["", "job", *columns, *TABLE_METRICS, "min val_loss at epoch", "train-val gap", "run_id"]
-    rows = [_run_row(sweep, run, best) for run in sweep.ranked] or [["", "", "no finished run"]]
+    runs = [run for config in sweep.ranked_configurations for run in sorted(config.finished, key=run_rank)]
+    rows = [_run_row(sweep, run, best) for run in runs] or [["", "", "no finished run"]]
     lines += _table(header, rows)
-    ranked = {run.run_id for run in sweep.ranked}
-    others = [run for run in sweep.runs if run.run_id not in ranked]
+    listed = {run.run_id for run in runs}
+    others = [run for run in sweep.runs if run.run_id not in listed]
     lines += ["", "## Failed and unfinished jobs", ""]
     if others:
         rows = [[run.job_num, run.status, sweep.label(run), _cause(run), f"`{run.run_id}`"] for run in others]
@@ -57,19 +71,60 @@ def render_markdown(sweep: Sweep) -> str:
     lines += ["", "## Figures", ""]
     for name, (caption, _) in FIGURES.items():
         lines += [f"![{caption}]({name})", ""]
-    lines.append("All runs and their numbers: [runs.csv](runs.csv).")
+    lines.append(
+        "All runs and their numbers: [runs.csv](runs.csv); one row per configuration: [configs.csv](configs.csv)."
+    )
     return "\n".join(lines) + "\n"
 
 
+def _configurations(sweep: Sweep) -> list[str]:
+    """The configurations table: one row per configuration with a finished replicate, best first."""
+    rows = [row for row in config_rows(sweep) if row.rank is not None]
+    if not rows:
+        return ["No configuration has a finished run."]
+    keys = list(sweep.config_keys)
+    header = ["", *([sweep.short(key) for key in keys] or ["configuration"]), "n (seeds)",
+              "val_accuracy mean ± sd", "val_accuracy 95% CI", "test_accuracy mean ± sd", "val_loss mean",
+              "test_loss mean"]  # fmt: skip
+    lines = _table(header, [_config_row(row, keys) for row in rows])
+    failed = sum(len(row.config.runs) - row.n for row in rows)
+    runs = f"{failed} run{'s' if failed != 1 else ''}"
+    note = f" {runs} of these configurations did not finish: n counts the finished ones." if failed else ""
+    return [
+        "Mean ± sample standard deviation over each configuration's finished seeds, and Student's t 95% interval "
+        f'of the mean ("–": one seed measures no noise).{note}',
+        "",
+        *lines,
+    ]
+
+
+def _config_row(row: ConfigRow, keys: list[str]) -> list[str]:
+    values = [display(key, row.config.values.get(key) or "?") for key in keys] or [row.label]
+    val, test = row.stats.get(names.VAL_ACCURACY), row.stats.get(names.TEST_ACCURACY)
+    interval = "–" if val is None or row.n < 2 else f"[{val.low:.4f}, {val.high:.4f}]"
+    means = [_number(row.stats[key].mean) if key in row.stats else "" for key in (names.VAL_LOSS, names.TEST_LOSS)]
+    mark = "**best**" if row.is_best else ""
+    return [mark, *values, str(row.n), _mean_sd(val), interval, _mean_sd(test), *means]
+
+
+def _mean_sd(summary: Summary | None) -> str:
+    if summary is None:
+        return ""
+    return f"{summary.mean:.4f} ± {'–' if summary.n < 2 else f'{summary.sd:.4f}'}"
+
+
 def write_runs_csv(sweep: Sweep, path: Path) -> None:
-    """Writes one row per job run, in job order, with every varying param (as logged) and the final numbers.
+    """Writes one row per job run, in job order, with its configuration, its varying params and final numbers.
+
+    Columns: the run, its configuration's label (`Sweep.config_label`), every varying param (as logged), the final
+    metrics, its last epoch, the epoch of minimum val_loss, the train-val gap and its error.
 
     Args:
         sweep: The sweep.
         path: The CSV file to write (replaced if it exists).
     """
-    header = ["run_id", "run_name", "job_num", "status", "is_best", *sweep.varying_keys, *FINAL_METRICS,
-              "last_epoch", "best_epoch_by_val_loss", "train_val_gap", "error"]  # fmt: skip
+    header = ["run_id", "run_name", "job_num", "status", "is_best", "configuration", *sweep.varying_keys,
+              *FINAL_METRICS, "last_epoch", "best_epoch_by_val_loss", "train_val_gap", "error"]  # fmt: skip
     best_id = sweep.best.run_id if sweep.best else None
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
@@ -77,6 +132,7 @@ def write_runs_csv(sweep: Sweep, path: Path) -> None:
         for run in sweep.runs:
             writer.writerow([
                 run.run_id, run.name, run.job_num, run.status, str(run.run_id == best_id).lower(),
+                sweep.config_label(sweep.configuration_of(run)),
                 *(run.params.get(key, "") for key in sweep.varying_keys),
                 *(_plain(run.metrics.get(key)) for key in FINAL_METRICS),
                 _plain(run.last_epoch), _plain(run.best_epoch), _rounded(run.gap()), run.error or "",

@@ -1,12 +1,14 @@
-"""Writes a sweep's report into a folder, and attaches it with the best run to the sweep's parent run."""
+"""Writes a sweep's report into a folder, and attaches it with the best configuration to the sweep's parent run."""
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 
@@ -14,12 +16,19 @@ from alexnet_sweep import names
 from alexnet_sweep.report.data import Sweep, load_sweep
 from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.markdown import render_markdown, write_runs_csv
-from alexnet_sweep.report.runs import RunSummary
+from alexnet_sweep.report.runs import Configuration, RunSummary
+from alexnet_sweep.report.stats import summarize
+from alexnet_sweep.report.tables import config_columns, config_records, write_configs_csv
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_DIR = "report"
-BEST_METRICS = (names.VAL_ACCURACY, names.TEST_ACCURACY)  # logged on the parent as best.<metric>
+TABLE_FILE = "configurations.json"  # the parent's per-configuration MLflow table, under ARTIFACT_DIR
+# Besides names.TAG_BEST_RUN and best.<key>, the parent's tags and metrics about its best configuration:
+TAG_BEST_CONFIGURATION = names.BEST_PREFIX + "configuration"  # its label, e.g. `lr=1e-4 epochs=10`
+BEST_MEANS = (names.VAL_ACCURACY, names.TEST_ACCURACY)  # best.<metric>: the mean over its seeds
+BEST_SDS = (names.VAL_ACCURACY,)  # best.<metric>_sd: their sd (not logged for one seed)
+METRIC_BEST_N = names.BEST_PREFIX + "n"  # its finished seeds
 
 
 @dataclass(frozen=True)
@@ -29,22 +38,28 @@ class Report:
     out_dir: Path
     markdown: Path
     runs_csv: Path
+    configs_csv: Path
     figures: tuple[Path, ...]
     sweep: Sweep
 
     @property
+    def best_configuration(self) -> Configuration | None:
+        """The best configuration: the highest mean final val_accuracy over its seeds (None if no job finished)."""
+        return self.sweep.best_configuration
+
+    @property
     def best(self) -> RunSummary | None:
-        """The best job run: the highest final val_accuracy among finished runs (None if none finished)."""
+        """The best job run: the best replicate of the best configuration (None if no job finished)."""
         return self.sweep.best
 
     @property
     def files(self) -> tuple[Path, ...]:
-        """Every file of the report: report.md, runs.csv and the figures."""
-        return (self.markdown, self.runs_csv, *self.figures)
+        """Every file of the report: report.md, runs.csv, configs.csv and the figures."""
+        return (self.markdown, self.runs_csv, self.configs_csv, *self.figures)
 
 
 def write_report(client: MlflowClient, parent_run_id: str, out_dir: Path) -> Report:
-    """Writes report.md, runs.csv and the figures of a sweep into `out_dir` (created if needed).
+    """Writes report.md, runs.csv, configs.csv and the figures of a sweep into `out_dir` (created if needed).
 
     Args:
         client: A client of the sweep's tracking store.
@@ -63,18 +78,23 @@ def write_report(client: MlflowClient, parent_run_id: str, out_dir: Path) -> Rep
         figures.append(out_dir / name)
     runs_csv = out_dir / "runs.csv"
     write_runs_csv(sweep, runs_csv)
+    configs_csv = out_dir / "configs.csv"
+    write_configs_csv(sweep, configs_csv)
     markdown = out_dir / "report.md"
     markdown.write_text(render_markdown(sweep))
     log.info("Wrote the report of sweep %s (%d job runs) to %s", parent_run_id, len(sweep.runs), out_dir)
-    return Report(out_dir, markdown, runs_csv, tuple(figures), sweep)
+    return Report(out_dir, markdown, runs_csv, configs_csv, tuple(figures), sweep)
 
 
 def log_to_parent(client: MlflowClient, parent_run_id: str, report: Report) -> None:
-    """Attaches a report to the sweep's parent run and records the best job run on it.
+    """Attaches a report to the sweep's parent run and records the best configuration on it.
 
-    Logs the report's files as artifacts under `report/`, and, if a job finished, sets the tags `best.run_id` and
-    `best.<key>` = the best run's own param for every key that varies in the sweep, and the metrics
-    `best.val_accuracy` and `best.test_accuracy` (the best run's final values).
+    Logs the report's files as artifacts under `report/`, the per-configuration table as the MLflow table
+    `report/configurations.json` (the rows of configs.csv), and, if a job finished, the tags
+    `best.configuration` (the best configuration's label), `best.<key>` (its value of every key that varies in
+    the sweep, but `seed`) and `best.run_id` (its best replicate), and the metrics `best.val_accuracy` and
+    `best.test_accuracy` (means over its finished seeds), `best.val_accuracy_sd` (with two seeds or more) and
+    `best.n` (its finished seeds). Attaching again (a resumed sweep) replaces all of them.
 
     Args:
         client: A client of the sweep's tracking store.
@@ -83,14 +103,34 @@ def log_to_parent(client: MlflowClient, parent_run_id: str, report: Report) -> N
     """
     for path in report.files:
         client.log_artifact(parent_run_id, str(path), artifact_path=ARTIFACT_DIR)
-    best = report.best
-    if best is None:
-        log.warning("No job of sweep %s finished: no best run to record", parent_run_id)
+    _log_table(client, parent_run_id, pd.DataFrame.from_records(config_records(report.sweep)))
+    config, best = report.best_configuration, report.best
+    if config is None or best is None:
+        log.warning("No job of sweep %s finished: no best configuration to record", parent_run_id)
         return
-    tags = {names.TAG_BEST_RUN: best.run_id}
-    tags |= {names.BEST_PREFIX + key: best.params[key] for key in report.sweep.varying_keys if key in best.params}
+    sweep = report.sweep
+    tags = {TAG_BEST_CONFIGURATION: sweep.config_label(config), names.TAG_BEST_RUN: best.run_id}
+    tags |= {names.BEST_PREFIX + key: best.params[key] for key in config_columns(sweep) if key in best.params}
+    values = {key: summarize(config.final(key)) for key in {*BEST_MEANS, *BEST_SDS} if config.final(key)}
+    numbers = {names.BEST_PREFIX + key: values[key].mean for key in BEST_MEANS if key in values}
+    numbers |= {f"{names.BEST_PREFIX}{key}_sd": values[key].sd for key in BEST_SDS if key in values and config.n > 1}
+    numbers[METRIC_BEST_N] = float(config.n)
     now = int(time.time() * 1000)
-    metrics = [
-        Metric(names.BEST_PREFIX + key, best.metrics[key], now, 0) for key in BEST_METRICS if key in best.metrics
-    ]
+    metrics = [Metric(key, value, now, 0) for key, value in numbers.items()]
     client.log_batch(parent_run_id, metrics=metrics, tags=[RunTag(key, value) for key, value in tags.items()])
+
+
+def _log_table(client: MlflowClient, run_id: str, table: pd.DataFrame) -> None:
+    """Logs `table` as the run's MLflow table `report/configurations.json`, replacing an earlier one.
+
+    `MlflowClient.log_table` appends to a table that exists; attaching a report again must replace it, so then
+    the file is written in the same format (pandas' JSON `split` orientation) and logged over the old one.
+    """
+    artifact_file = f"{ARTIFACT_DIR}/{TABLE_FILE}"
+    if artifact_file not in {item.path for item in client.list_artifacts(run_id, ARTIFACT_DIR)}:
+        client.log_table(run_id, data=table, artifact_file=artifact_file)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder, TABLE_FILE)
+        table.to_json(path, orient="split", index=False, date_format="iso")
+        client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_DIR)

@@ -1,4 +1,4 @@
-"""The comparison report of a sweep, read from MLflow only: report.md, runs.csv and figures.
+"""The comparison report of a sweep, read from MLflow only: report.md, runs.csv, configs.csv and figures.
 
     python -m alexnet_sweep.report [--tracking-uri URI] [--experiment NAME] [--parent RUN_ID] [--out DIR]
 
@@ -6,8 +6,8 @@ writes the report of a sweep (default: the latest one in the experiment) and pri
 The sweep calls `write_report` and `log_to_parent` at its end, which also attach the report to its parent run.
 
 Modules: `runs` (a job run, a configuration's replicates), `data` (the sweep as read from MLflow), `findings`
-(its sentences), `figures`, `markdown` (report.md and runs.csv), `publish` (writing the report and attaching it to
-the parent run), `cli` (the command line).
+(its sentences), `figures`, `tables` (one row per configuration: configs.csv), `markdown` (report.md and runs.csv),
+`publish` (writing the report and attaching it to the parent run), `cli` (the command line).
 """
 
 from alexnet_sweep.report.cli import main

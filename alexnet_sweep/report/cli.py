@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _Parser(
         prog="python -m alexnet_sweep.report",
-        description="Write the comparison report (report.md, runs.csv, figures) of a sweep, read from MLflow.",
+        description="Write the comparison report (report.md, runs.csv, configs.csv, figures) of a sweep from MLflow.",
     )
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help="MLflow store (default: %(default)s)")
     parser.add_argument("--experiment", help=f"experiment of the sweep (default: {DEFAULT_EXPERIMENT})")

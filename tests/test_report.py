@@ -292,8 +292,12 @@ def test_a_seed_only_sweep_is_compared_by_seed(client, tmp_path):
     rep = report.write_report(client, parent, tmp_path / "seeds")
     assert rep.sweep.swept_keys == ("seed",) and heatmap_axes(rep.sweep.config_keys) == (None, None, [])
     findings = sections(rep.markdown.read_text())["Findings"]
-    assert "Best seed: 1 by final val_accuracy (1: 0.6600 (1 run), 2: 0.6400 (1 run), 0: 0.6100 (1 run))" in findings
-    assert "The seed alone moves final val_accuracy by up to 0.0500: differences smaller" in findings
+    assert (
+        "The runs are replicates of one configuration (they differ only in the seed): mean final val_accuracy 0.6367 "
+        "(95% CI 0.5742 to 0.6992 over 3 seeds; test_accuracy 0.6367)" in findings
+    )
+    assert "Seed noise: across 3 seeds final val_accuracy has sd 0.0252 (from 0.6100 to 0.6600)." in findings
+    assert "Best seed" not in findings, "seeds are replicates, not values to choose from"
     assert "optimizer.lr was not swept (every run used 1e-4)" in findings
     assert "epochs was not swept (every run used 3), so it cannot say whether fewer epochs beat more" in findings
     assert (

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alexnet_sweep import names
+from alexnet_sweep.report.claims import claims_section
 from alexnet_sweep.report.data import Sweep, display
 from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.findings import findings
@@ -45,6 +46,7 @@ def render_markdown(sweep: Sweep) -> str:
         "",
         *(f"- {sentence}" for sentence in findings(sweep)),
         "",
+        *claims_section(sweep),
         "## Configurations by mean val_accuracy",
         "",
         *_configurations(sweep),

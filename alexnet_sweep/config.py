@@ -96,6 +96,7 @@ class Config:
     precision: str = MISSING
     jit_compile: Any = MISSING  # auto | true | false (a Union the schema cannot type; checked in validate)
     gpu_memory: Any = MISSING  # growth | a fraction in (0, 1] (checked in validate)
+    precise_bn_images: int = MISSING  # 0: off
 
 
 def register_configs() -> None:
@@ -153,6 +154,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("dropout", "bn_momentum"):
         if not 0 <= cfg.model[key] < 1:
             raise _fail(f"model.{key}", cfg.model[key], "must be in [0, 1)")
+    if cfg.precise_bn_images < 0:
+        raise _fail("precise_bn_images", cfg.precise_bn_images, "must be 0 (off) or a number of training images")
     if cfg.dataset.shuffle_buffer < 1:
         raise _fail("dataset.shuffle_buffer", cfg.dataset.shuffle_buffer, "must be at least 1")
     if cfg.precision not in PRECISION_SETTINGS:

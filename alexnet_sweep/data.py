@@ -33,10 +33,12 @@ class Splits:
     `train_epochs(first, last)` is one stream of the training batches of epochs first..last-1, in which the
     order of epoch e depends only on (seed, e): training from epoch k onwards sees exactly the batches an
     uninterrupted run would have seen, which is what makes resuming and epoch-prefix sharing exact. Fit it with
-    `steps_per_epoch`.
+    `steps_per_epoch`. `train_first(n)` is the first n training examples in their stored order (never shuffled),
+    batched like training: a fixed sample of the training images (precise BatchNorm statistics).
     """
 
     train_epochs: Callable[[int, int], tf.data.Dataset]
+    train_first: Callable[[int], tf.data.Dataset]
     steps_per_epoch: int
     val: tf.data.Dataset
     test: tf.data.Dataset
@@ -95,6 +97,7 @@ def load_splits(dataset: DictConfig, *, batch_size: int, seed: int, image_size: 
 
     return Splits(
         train_epochs=train_epochs,
+        train_first=lambda n: train.take(n).batch(batch_size).prefetch(tf.data.AUTOTUNE),
         steps_per_epoch=math.ceil(sizes["train_split"] / batch_size),
         val=cached["val_split"].batch(batch_size).prefetch(tf.data.AUTOTUNE),
         test=cached["test_split"].batch(batch_size).prefetch(tf.data.AUTOTUNE),

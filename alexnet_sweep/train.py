@@ -22,6 +22,7 @@ from alexnet_sweep.interrupt import DeferredInterrupt
 from alexnet_sweep.model import compiled_model
 from alexnet_sweep.optimizer import build_optimizer
 from alexnet_sweep.plan import Plan, identity_tags
+from alexnet_sweep.precise_bn import PreciseBatchNorm
 from alexnet_sweep.redact import redact
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,10 @@ def run(
             state = _restore(plan, model)
             job_callbacks.append(callbacks.EpochCheckpoint(Path(plan.checkpoint_dir), state))
         job_callbacks += [callbacks.EpochMetricsLogger(), interrupt]
+        evaluation: list[keras.callbacks.Callback] = []  # called at the start of every validation and of the test
+        if cfg.precise_bn_images > 0:
+            evaluation.append(PreciseBatchNorm(splits.train_first(cfg.precise_bn_images), cfg.precise_bn_images))
+        job_callbacks += evaluation
         _log_inputs(cfg, model)
         initial_epoch = state.epoch if state else 0
         history = model.fit(
@@ -115,7 +120,7 @@ def run(
         )
         shared = plan.shared_epochs if plan is not None else 0
         mlflow.log_metric(names.EPOCHS_TRAINED, cfg.epochs - shared)  # the epochs not copied from a sibling
-        test = model.evaluate(splits.test, return_dict=True, verbose=0, callbacks=[interrupt])
+        test = model.evaluate(splits.test, return_dict=True, verbose=0, callbacks=[*evaluation, interrupt])
         test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
         mlflow.log_metrics(test_metrics)
         log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))

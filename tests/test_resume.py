@@ -51,11 +51,13 @@ def weights_of(run_id, client):
     return arrays
 
 
-def test_a_longer_job_starts_from_its_finished_sibling_and_ends_with_the_same_weights(sweep, store):
+# precise_bn_images=100: every validation recomputes BatchNorm's statistics, and the saved states hold them.
+@pytest.mark.parametrize("extra", [[], ["precise_bn_images=100"]], ids=["", "precise_bn"])
+def test_a_longer_job_starts_from_its_finished_sibling_and_ends_with_the_same_weights(sweep, store, extra):
     client = MlflowClient(store)
-    short_plan, short = sweep("epochs=1")
-    shared_plan, shared = sweep("epochs=3")
-    scratch_plan, scratch = sweep("epochs=3", "share_epochs=false", "resume=false")
+    short_plan, short = sweep("epochs=1", *extra)
+    shared_plan, shared = sweep("epochs=3", *extra)
+    scratch_plan, scratch = sweep("epochs=3", "share_epochs=false", "resume=false", *extra)
 
     assert (short_plan.action, shared_plan.action, scratch_plan.action) == ("start", "share", "start")
     assert shared_plan.run_id == short.run_id and shared_plan.state_epoch == 1
@@ -70,7 +72,7 @@ def test_a_longer_job_starts_from_its_finished_sibling_and_ends_with_the_same_we
         assert [m.value for m in history] == pytest.approx(reference, rel=1e-5)
     for ours, theirs in zip(weights_of(shared.run_id, client), weights_of(scratch.run_id, client), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-    assert sweep.plan("epochs=3").action == "skip", "a FINISHED run has this config now"
+    assert sweep.plan("epochs=3", *extra).action == "skip", "a FINISHED run has this config now"
 
 
 def killed_after_epoch(sweep, monkeypatch, stop_epoch, *overrides):

@@ -188,7 +188,8 @@ class TeamServer:
 
 @dataclass
 class TeamSweep:
-    """A 2 x 2 sweep (lr x epochs) that two joblib workers recorded through the team server."""
+    """A 2 x 2 sweep (lr x seed: two configurations, two replicates each) that two joblib workers recorded through
+    the team server."""
 
     result: subprocess.CompletedProcess
     workdir: Path
@@ -221,7 +222,7 @@ def team_sweep(team_server: TeamServer, tfds_dir: Path, tmp_path_factory: pytest
     workdir = tmp_path_factory.mktemp("team_sweep")
     tracking_uri = team_server.url.replace("http://", f"http://alice:{HTTP_SECRET}@")
     result = run_cli(
-        "-m", "optimizer.lr=1e-3,1e-4", "epochs=1,2", *TINY, "hydra/launcher=joblib",
+        "-m", "optimizer.lr=1e-3,1e-4", "seed=0,1", *TINY, "hydra/launcher=joblib",
         f"dataset.data_dir={tfds_dir}", f"mlflow.tracking_uri={tracking_uri}", cwd=workdir,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

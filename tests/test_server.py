@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from alexnet_sweep import names
 from tests.conftest import HTTP_SECRET, TINY, run_cli
 
 pytestmark = pytest.mark.slow
 
+LR_SHOWN = {"0.001": "1e-3", "0.0001": "1e-4"}  # the sweep's learning rates in run names, as typed
 ARTIFACTS = {"config.yaml", "model_summary.txt", "curves.png", "predictions.png"}
 
 
@@ -40,12 +42,25 @@ def test_a_parallel_sweep_records_everything_through_the_server(team_server, tea
     server, result, parent, children = team_server, team_sweep.result, team_sweep.parent, team_sweep.children
     client = MlflowClient(server.url)
     assert parent.info.status == "FINISHED" and len(children) == 4
+    # Two configurations (lr), two replicates (seed) each: replicates share the tag `configuration`, and run names
+    # lead with what the sweep varies.
+    replicates: dict[str, list[tuple[str, str]]] = {}
+    for child in children:
+        lr, seed, model = (child.data.params[key] for key in ("optimizer.lr", "seed", "model.name"))
+        replicates.setdefault(child.data.tags[names.TAG_CONFIGURATION], []).append((lr, seed))
+        assert child.data.tags[MLFLOW_RUN_NAME] == f"lr={LR_SHOWN[lr]} seed={seed} ({model})"
+    assert sorted(sorted(pairs) for pairs in replicates.values()) == [
+        [("0.0001", "0"), ("0.0001", "1")],
+        [("0.001", "0"), ("0.001", "1")],
+    ]
     for child in children:
         assert child.info.status == "FINISHED"
+        # Every epoch's metrics arrived, one step per epoch (from 1), and the run says how many epochs it trained.
         epochs = int(child.data.params["epochs"])
         for key in names.EPOCH_METRICS:
             assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == list(range(1, epochs + 1))
         assert {names.TEST_ACCURACY, names.TEST_LOSS, names.EPOCHS_TRAINED} <= set(child.data.metrics)
+        assert child.data.metrics[names.EPOCHS_TRAINED] == epochs
         assert {item.path for item in client.list_artifacts(child.info.run_id)} >= ARTIFACTS
         # The server keeps the artifacts (--artifacts-destination): the jobs never wrote to its disk themselves.
         assert list(server.artifacts.rglob(f"{child.info.run_id}/artifacts/curves.png"))

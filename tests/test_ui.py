@@ -1,7 +1,7 @@
 """The MLflow UI as a user sees it: the team's tracking server over a parallel sweep, driven in headless Chromium.
 
 Needs Debian's `chromium` (`make browser` installs it) at `$CHROMIUM` or /usr/bin/chromium; Playwright drives that
-binary (no `playwright install`). `UI_SCREENSHOT_DIR=DIR` also keeps the screenshot in DIR.
+binary (no `playwright install`). `UI_SCREENSHOT_DIR=DIR` also keeps the screenshots in DIR.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,14 @@ from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
+from alexnet_sweep import names
 from tests.conftest import TeamServer, TeamSweep
 
 pytestmark = pytest.mark.slow
 
 PAGE_TIMEOUT_MS = 60_000
-COLUMNS = ("optimizer.lr", "epochs", "test_accuracy")
+COLUMNS = ("optimizer.lr", "seed", "test_accuracy")
+SHOTS = ("mlflow_ui_runs.png", "mlflow_ui_grouped.png", "mlflow_ui_grouped_charts.png")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +54,21 @@ def run_link(page: Page, run: Run) -> Locator:
     return page.get_by_role("link", name=run.data.tags[MLFLOW_RUN_NAME], exact=True)
 
 
-def row_cell(page: Page, run: Run, colindex: str) -> Locator:
-    """The cell of `run`'s row in a column (the grid splits a row between its pinned and scrolling parts)."""
-    row_id = run_link(page, run).locator("xpath=ancestor::*[@role='row'][1]").get_attribute("row-id")
+def cell_beside(page: Page, anchor: Locator, colindex: str) -> Locator:
+    """The cell in a column of the row that holds `anchor` (the grid splits a row between its pinned and scrolling
+    parts, so the cell is found by the row's id)."""
+    row_id = anchor.locator("xpath=ancestor::*[@role='row'][1]").get_attribute("row-id")
     return page.locator(f'[role=row][row-id="{row_id}"] [role=gridcell][aria-colindex="{colindex}"]')
+
+
+def row_cell(page: Page, run: Run, colindex: str) -> Locator:
+    """The cell of `run`'s row in a column."""
+    return cell_beside(page, run_link(page, run), colindex)
+
+
+def group_label(page: Page, value: str) -> Locator:
+    """The name of a group's row in the Run Name column: `Group: <tag value>`."""
+    return page.get_by_text(f"Group: {value}", exact=True)
 
 
 def add_columns(page: Page, names: tuple[str, ...]) -> None:
@@ -70,6 +84,23 @@ def add_columns(page: Page, names: tuple[str, ...]) -> None:
     expect(selector).to_be_hidden()
 
 
+def group_by_tag(page: Page, tag: str) -> None:
+    """Group by > search > tick the tag, as a user groups the runs table; checks the aggregate is the average."""
+    page.get_by_role("button", name="Group by", exact=True).click()
+    menu = page.get_by_role("menu")
+    menu.get_by_placeholder("Search").fill(tag)  # also lists tags that contain it: best.configuration
+    # The gear beside the search box picks how a group's values aggregate: Minimum, Maximum or Average.
+    menu.get_by_role("button", name="Change aggregation function").click()
+    expect(page.get_by_role("menuitemradio", name="Average", exact=True)).to_be_checked()
+    page.keyboard.press("Escape")  # closes the gear's submenu only
+    expect(page.get_by_role("menuitemradio")).to_have_count(0)
+    entry = menu.get_by_role("menuitemcheckbox", name=tag, exact=True)
+    expect(entry).to_have_count(1)
+    entry.click()
+    expect(menu).to_be_hidden()  # picking a tag closes the menu
+    expect(page.get_by_role("button", name=f"Group by: {tag}", exact=True)).to_be_visible()
+
+
 def save_screenshot(page: Page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
     if os.environ.get("UI_SCREENSHOT_DIR"):
@@ -78,15 +109,19 @@ def save_screenshot(page: Page, path: Path) -> None:
         shutil.copy(path, keep / path.name)
 
 
-def test_mlflow_ui_shows_the_sweep_runs_params_and_test_accuracy(
+def test_mlflow_ui_shows_the_sweep_runs_and_groups_replicates_by_configuration(
     chromium: str, team_server: TeamServer, team_sweep: TeamSweep, tmp_path: Path
 ):
-    # The team's server (PostgreSQL behind `mlflow server`) over a sweep that two parallel jobs recorded into it.
+    # The team's server (PostgreSQL behind `mlflow server`) over a sweep that two parallel jobs recorded into it:
+    # two learning rates, two seeds each.
     server, sweep = team_server.url, team_sweep
-    grid = {(child.data.params["optimizer.lr"], child.data.params["epochs"]) for child in sweep.children}
-    assert grid == set(itertools.product(["0.001", "0.0001"], ["1", "2"])), "the page is checked against the grid"
+    grid = {(child.data.params["optimizer.lr"], child.data.params["seed"]) for child in sweep.children}
+    assert grid == set(itertools.product(["0.001", "0.0001"], ["0", "1"])), "the page is checked against the grid"
     assert all("test_accuracy" in child.data.metrics for child in sweep.children)
-    screenshot = tmp_path / "mlflow_ui_runs.png"
+    replicates: dict[str, list[Run]] = {}
+    for child in sweep.children:
+        replicates.setdefault(child.data.tags[names.TAG_CONFIGURATION], []).append(child)
+    assert sorted(len(runs) for runs in replicates.values()) == [2, 2], replicates.keys()  # one tag per lr
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--disable-gpu"])
@@ -113,16 +148,48 @@ def test_mlflow_ui_shows_the_sweep_runs_params_and_test_accuracy(
                     assert child.info.run_id in run_link(page, child).get_attribute("href")
 
                 add_columns(page, COLUMNS)
-                lr, epochs, accuracy = (column_index(page, name) for name in COLUMNS)
+                lr, seed, accuracy = (column_index(page, name) for name in COLUMNS)
                 for child in sweep.children:
                     expect(row_cell(page, child, lr)).to_have_text(child.data.params["optimizer.lr"])
-                    expect(row_cell(page, child, epochs)).to_have_text(child.data.params["epochs"])
+                    expect(row_cell(page, child, seed)).to_have_text(child.data.params["seed"])
                     expect(row_cell(page, child, accuracy)).to_have_text(re.compile(r"^\d+(\.\d+)?(e-?\d+)?$"))
                     shown = float(row_cell(page, child, accuracy).inner_text())  # the UI may round long decimals
                     assert math.isclose(shown, child.data.metrics["test_accuracy"], rel_tol=1e-3), (child.info, shown)
                 expect(row_cell(page, sweep.parent, lr)).to_have_text("-")  # the sweep's run has no job params
-            finally:
-                save_screenshot(page, screenshot)
+                save_screenshot(page, tmp_path / SHOTS[0])
+
+                # Replicates: "Group by" the tag `configuration` shows one row per configuration with its number of
+                # runs and each column's average over them; the sweep's run, untagged, goes to "Additional runs".
+                group_by_tag(page, names.TAG_CONFIGURATION)
+                expect(page.get_by_text(re.compile(r"^Group: "))).to_have_count(len(replicates))
+                for value, runs in replicates.items():
+                    label = group_label(page, value)
+                    expect(label).to_be_visible()
+                    expect(label.locator("xpath=..").get_by_role("status")).to_have_text(str(len(runs)))  # run count
+                    for run in runs:
+                        expect(run_link(page, run)).to_be_visible()
+                    mean = statistics.fmean(run.data.metrics["test_accuracy"] for run in runs)
+                    cell = cell_beside(page, label, accuracy)
+                    expect(cell).to_have_text(re.compile(r"^\d+(\.\d+)?(e-?\d+)? \(average\)$"))
+                    shown = float(cell.inner_text().removesuffix(" (average)"))
+                    assert math.isclose(shown, mean, rel_tol=1e-3), (value, shown, mean)
+                    expect(cell_beside(page, label, lr)).to_have_text(runs[0].data.params["optimizer.lr"])
+                untagged = page.get_by_text(re.compile(r"^Additional runs"))
+                expect(untagged.get_by_role("status")).to_have_text("1")  # the sweep's run
+                save_screenshot(page, tmp_path / SHOTS[1])
+
+                # The charts view keeps the grouping: a line per configuration in the epoch metrics' charts.
+                charts = page.locator("input[name=runs-view-mode][value=CHART]")  # the toolbar's chart icon
+                charts.locator("xpath=ancestor::label[1]").click()
+                expect(charts).to_be_checked()
+                for value in replicates:
+                    expect(page.get_by_text(f"{value} ({names.ACCURACY})", exact=True)).to_be_visible()
+                save_screenshot(page, tmp_path / SHOTS[2])
+            except BaseException:
+                save_screenshot(page, tmp_path / "mlflow_ui_failed.png")
+                raise
         finally:
             browser.close()
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
+    for name in SHOTS:
+        shot = tmp_path / name
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,3 +46,31 @@ def test_a_short_replicate_sweep_learns_the_digits_and_groups_each_configuration
         ]
         mean[tag] = sum(accuracies) / len(accuracies)
     assert max(mean.values()) > 0.6, mean
+
+
+def test_the_seed_study_at_smoke_size_answers_each_claim_of_the_reference_study(tmp_path: Path, store: str):
+    # The preset's whole grid (lr x epochs x model, 12 configurations) with 2 seeds, on 32 digits per split: the
+    # plumbing and the report's answers, not the study's results. Two jobs at a time (2 cores).
+    result = run_cli(
+        "-m", "experiment=seed_study", "dataset=digits", "model.input_size=67", "seed=0,1", "batch_size=32",
+        "dataset.train_split='train[:32]'", "dataset.val_split='validation[:32]'", "dataset.test_split='test[:32]'",
+        "save_model=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"dataset.data_dir={tmp_path / 'tfds'}",
+        f"mlflow.tracking_uri={store}", "hydra.sweep.dir=sweep", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = all_runs(store)
+    [parent] = [run for run in runs if MLFLOW_PARENT_RUN_ID not in run.data.tags]
+    children = [run for run in runs if MLFLOW_PARENT_RUN_ID in run.data.tags]
+    assert len(children) == 24 and all(run.info.status == "FINISHED" for run in children)
+    seeds = defaultdict(set)
+    for run in children:
+        seeds[run.data.tags[names.TAG_CONFIGURATION]].add(run.data.params["seed"])
+    assert len(seeds) == 12 and all(found == {"0", "1"} for found in seeds.values())
+
+    report = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    claims = report.split("## The reference study's claims", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in claims.splitlines() if line.startswith("- (")]
+    verdicts = "supported|contradicted|partly supported|within noise|unmeasured"
+    pattern = rf"- \(([a-d])\) .+: \*\*({verdicts})[^*]*\*\*\. .*(95% CI|unmeasured).*"
+    assert [re.fullmatch(pattern, line).group(1) for line in lines] == ["a", "b", "c", "d"], claims
+    assert parent.data.tags["best.configuration"] in seeds, "the parent names its best configuration"

@@ -165,6 +165,7 @@ def _summary(client: MlflowClient, run: Run) -> RunSummary:
         params=dict(run.data.params),
         metrics=dict(run.data.metrics),
         history=history,
+        configuration=tags.get(names.TAG_CONFIGURATION),
     )
 
 

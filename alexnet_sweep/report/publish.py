@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 ARTIFACT_DIR = "report"
 TABLE_FILE = "configurations.json"  # the parent's per-configuration MLflow table, under ARTIFACT_DIR
 # Besides names.TAG_BEST_RUN and best.<key>, the parent's tags and metrics about its best configuration:
-TAG_BEST_CONFIGURATION = names.BEST_PREFIX + "configuration"  # its label, e.g. `lr=1e-4 epochs=10`
+TAG_BEST_CONFIGURATION = names.BEST_PREFIX + "configuration"  # its runs' `configuration` tag, or its label
 BEST_MEANS = (names.VAL_ACCURACY, names.TEST_ACCURACY)  # best.<metric>: the mean over its seeds
 BEST_SDS = (names.VAL_ACCURACY,)  # best.<metric>_sd: their sd (not logged for one seed)
 METRIC_BEST_N = names.BEST_PREFIX + "n"  # its finished seeds
@@ -109,7 +109,9 @@ def log_to_parent(client: MlflowClient, parent_run_id: str, report: Report) -> N
         log.warning("No job of sweep %s finished: no best configuration to record", parent_run_id)
         return
     sweep = report.sweep
-    tags = {TAG_BEST_CONFIGURATION: sweep.config_label(config), names.TAG_BEST_RUN: best.run_id}
+    # The runs' own tag where they have one, so `tags.configuration = '<best.configuration>'` finds its replicates.
+    label = best.configuration or sweep.config_label(config)
+    tags = {TAG_BEST_CONFIGURATION: label, names.TAG_BEST_RUN: best.run_id}
     tags |= {names.BEST_PREFIX + key: best.params[key] for key in config_columns(sweep) if key in best.params}
     values = {key: summarize(config.final(key)) for key in {*BEST_MEANS, *BEST_SDS} if config.final(key)}
     numbers = {names.BEST_PREFIX + key: values[key].mean for key in BEST_MEANS if key in values}

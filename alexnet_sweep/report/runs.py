@@ -30,6 +30,7 @@ class RunSummary:
     params: Mapping[str, str]
     metrics: Mapping[str, float]
     history: Mapping[str, Mapping[int, float]]
+    configuration: str | None = None  # the tag that groups its replicates in the MLflow UI, if it has one
 
     @property
     def diverged(self) -> bool:

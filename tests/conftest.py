@@ -49,6 +49,23 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_store(
+    tmp_path_factory: pytest.TempPathFactory, empty_store: Path
+) -> Callable[[str], tuple[MlflowClient, Path]]:
+    """Makes a store for a module's tests that only read it: `client, folder = shared_store("name")`.
+
+    The store is a copy of the empty database in a new folder of its own, for its artifacts and reports too.
+    """
+
+    def make(name: str) -> tuple[MlflowClient, Path]:
+        folder = tmp_path_factory.mktemp(name)
+        shutil.copyfile(empty_store, folder / "mlflow.db")
+        return MlflowClient(f"sqlite:///{folder / 'mlflow.db'}"), folder
+
+    return make
+
+
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> str:
     """A SQLite tracking URI of this test's own, a copy of the empty database, under tmp_path; the test runs in

@@ -1,7 +1,6 @@
 """Findings and the reference study's claims, with their statistics, on sweeps written straight into a store."""
 
 import random
-import shutil
 
 import pytest
 from mlflow import MlflowClient
@@ -84,11 +83,9 @@ def client(store):
 
 
 @pytest.fixture(scope="module")
-def study(empty_store, tmp_path_factory):
+def study(shared_store):
     """The constructed seed study with 3 seeds, written once for the tests that only read it."""
-    folder = tmp_path_factory.mktemp("study")
-    shutil.copy(empty_store, folder / "mlflow.db")
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    client, _ = shared_store("study")
     return load_sweep(client, write_sweep(client, seed_study()))
 
 

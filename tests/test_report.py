@@ -3,7 +3,6 @@
 import csv
 import http.server
 import os
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -118,11 +117,9 @@ def client(store):
 
 
 @pytest.fixture(scope="module")
-def written(empty_store, tmp_path_factory):
+def written(shared_store):
     """One synthetic sweep and its report, shared by the tests that only read them (writing one takes seconds)."""
-    folder = tmp_path_factory.mktemp("written")
-    shutil.copy(empty_store, folder / "mlflow.db")
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    client, folder = shared_store("written")
     parent_id, ids = make_sweep(client, artifacts=str(folder / "mlruns"))
     return client, parent_id, ids, report.write_report(client, parent_id, folder / "out")
 

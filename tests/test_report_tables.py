@@ -7,7 +7,6 @@ The expected numbers are computed by hand: a t quantile and plain arithmetic, no
 import csv
 import json
 import math
-import shutil
 
 import pytest
 from mlflow import MlflowClient
@@ -46,11 +45,9 @@ def make_seeded_sweep(client, seeds=SEEDS, configs=CONFIGS, artifacts=None) -> t
 
 
 @pytest.fixture(scope="module")
-def seeded(empty_store, tmp_path_factory):
+def seeded(shared_store):
     """The seeded sweep and its report, shared by the tests that only read them."""
-    folder = tmp_path_factory.mktemp("seeded")
-    shutil.copy(empty_store, folder / "mlflow.db")
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    client, folder = shared_store("seeded")
     parent_id, ids = make_seeded_sweep(client, artifacts=str(folder / "mlruns"))
     return client, parent_id, ids, report.write_report(client, parent_id, folder / "out")
 

@@ -5,8 +5,8 @@ would, `python -m alexnet_sweep -m ...` in a fresh directory with a fresh SQLite
 so that every launcher trains the same epochs. It reports, side by side:
 
 - the sweep's wall time, and its speedup over Hydra's default launcher (one job at a time, in the sweep process);
-- `job s`: the jobs' own time, summed (each job's `run_job` from composing to its last MLflow write; it excludes
-  importing TensorFlow);
+- `job s`: the jobs' own time, summed: each job run's time in MLflow, from its start (data and model built) to
+  its end; it excludes importing TensorFlow, composing the config and building the model;
 - `start-up s/job`, with one job at a time: what the launcher costs per job beyond that, `(wall - job s) / jobs`:
   a new process and its TensorFlow import (4-7 s here) where the launcher starts one, Hydra's job set-up, and
   the sweep's own start and end (about 8 s) shared out.
@@ -15,7 +15,6 @@ so that every launcher trains the same epochs. It reports, side by side:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -26,7 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlflow import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
 from alexnet_sweep.bench.markdown import save_report
+from alexnet_sweep.tracking import search_all_runs
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,14 @@ def run_sweep(name: str, launcher: Sequence[str], workdir: Path, data_dir: str) 
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     (workdir / "sweep.log").write_text(result.stdout + result.stderr)
-    records = [json.loads(path.read_text()) for path in (workdir / "sweep").glob("*/job_result.json")]
-    if result.returncode != 0 or len(records) != 6:
-        raise RuntimeError(f"{name}: exit {result.returncode}, {len(records)} job records; see {workdir}/sweep.log")
-    return {"wall_s": wall, "job_s": sum(record["seconds"] for record in records), "jobs": len(records)}
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    runs = [run for run in search_all_runs(client, experiments) if MLFLOW_PARENT_RUN_ID in run.data.tags]
+    finished = [run for run in runs if run.info.status == "FINISHED"]
+    if result.returncode != 0 or len(finished) != 6:
+        raise RuntimeError(f"{name}: exit {result.returncode}, {len(finished)} finished jobs; see {workdir}/sweep.log")
+    job_s = sum((run.info.end_time - run.info.start_time) / 1000 for run in finished)
+    return {"wall_s": wall, "job_s": job_s, "jobs": len(finished)}
 
 
 def run_bench(workdir: Path) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def test_a_job_with_lagging_moving_statistics_validates_with_the_recomputed_ones
         precise = train.run(make_cfg(*overrides, "precise_bn_images=100"))
     [line] = [record.getMessage() for record in caplog.records if record.name == precise_bn.__name__]
     assert "statistics from the first 64 train images (the train split has only 64 of the 100 asked), " in line
-    lagging = train.run(make_cfg(*overrides))
+    lagging = train.run(make_cfg(*overrides, "precise_bn_images=0"))
     assert precise.metrics["val_loss"] != lagging.metrics["val_loss"]
     assert precise.metrics["loss"] == pytest.approx(lagging.metrics["loss"], rel=1e-5), "training is the same"
 

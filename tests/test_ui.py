@@ -20,13 +20,15 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from alexnet_sweep import names
+from alexnet_sweep.report.publish import ARTIFACT_DIR, TABLE_FILE
 from tests.conftest import TeamServer, TeamSweep
 
 pytestmark = pytest.mark.slow
 
 PAGE_TIMEOUT_MS = 60_000
 COLUMNS = ("optimizer.lr", "seed", "test_accuracy")
-SHOTS = ("mlflow_ui_runs.png", "mlflow_ui_grouped.png", "mlflow_ui_grouped_charts.png")
+SHOTS = ("mlflow_ui_runs.png", "mlflow_ui_grouped.png", "mlflow_ui_grouped_charts.png", "mlflow_ui_configurations.png")
+VAL_MEAN = f"{names.VAL_ACCURACY}_mean"  # a column of the report's per-configuration table
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,13 @@ def group_by_tag(page: Page, tag: str) -> None:
     entry.click()
     expect(menu).to_be_hidden()  # picking a tag closes the menu
     expect(page.get_by_role("button", name=f"Group by: {tag}", exact=True)).to_be_visible()
+
+
+def table_column(table: Locator, header: str) -> int:
+    """The position of the column whose header reads exactly `header` in an artifact's table view."""
+    headers = table.get_by_role("columnheader")
+    expect(headers.filter(has_text=re.compile(rf"^\s*{re.escape(header)}\s*$"))).to_have_count(1)
+    return [text.strip() for text in headers.all_inner_texts()].index(header)
 
 
 def save_screenshot(page: Page, path: Path) -> None:
@@ -185,6 +194,29 @@ def test_mlflow_ui_shows_the_sweep_runs_and_groups_replicates_by_configuration(
                 for value in replicates:
                     expect(page.get_by_text(f"{value} ({names.ACCURACY})", exact=True)).to_be_visible()
                 save_screenshot(page, tmp_path / SHOTS[2])
+
+                # The sweep's run page, Artifacts tab: the report's per-configuration table (logged with
+                # `log_table`) shows as a table, "View as table" ticked, not as JSON text: one row per configuration,
+                # labelled as its runs' tag without the config hash, with its finished seeds and mean val_accuracy.
+                artifact = f"{ARTIFACT_DIR}/{TABLE_FILE}"
+                page.goto(
+                    f"{server}/#/experiments/{sweep.experiment_id}/runs/{sweep.parent.info.run_id}/artifacts/{artifact}"
+                )
+                expect(page.get_by_role("checkbox", name="View as table", exact=True)).to_be_checked()
+                table = page.get_by_role("table")
+                n, val_mean = table_column(table, "n"), table_column(table, VAL_MEAN)
+                expect(table.get_by_role("row").filter(has=page.get_by_role("cell"))).to_have_count(len(replicates))
+                for value, runs in replicates.items():
+                    label = re.fullmatch(r"(.+) \([0-9a-f]{8}\)", value).group(1)  # `lr=1e-3 (3fa2c1d0)`
+                    configuration = page.get_by_role("cell").filter(has_text=re.compile(rf"^{re.escape(label)}$"))
+                    row = table.get_by_role("row").filter(has=configuration)
+                    expect(row).to_have_count(1)
+                    cells = row.get_by_role("cell")
+                    expect(cells.nth(n)).to_have_text(str(len(runs)))
+                    expect(cells.nth(val_mean)).to_have_text(re.compile(r"^\d+(\.\d+)?(e-?\d+)?$"))
+                    mean = statistics.fmean(run.data.metrics[names.VAL_ACCURACY] for run in runs)
+                    assert math.isclose(float(cells.nth(val_mean).inner_text()), mean, rel_tol=1e-6), (value, mean)
+                save_screenshot(page, tmp_path / SHOTS[3])
             except BaseException:
                 save_screenshot(page, tmp_path / "mlflow_ui_failed.png")
                 raise

@@ -172,6 +172,7 @@ def test_log_to_parent_records_the_best_configuration_and_its_table(seeded, tmp_
         "lr=1e-4 epochs=4", "lr=1e-4 epochs=2", "lr=1e-3 epochs=2", "lr=1e-3 epochs=4",
     ]  # fmt: skip
     assert rows[0]["is_best"] is True and rows[0]["n"] == 3
+    assert (rows[0]["lr"], rows[0]["epochs"]) == ("0.0001", "4"), "no dot in a column name: the UI would show it empty"
     assert rows[0]["val_accuracy_mean"] == pytest.approx(0.72) and rows[0]["val_accuracy_sd"] == pytest.approx(0.02)
     assert rows[3]["n"] == 0 and rows[3]["val_accuracy_mean"] is None
 

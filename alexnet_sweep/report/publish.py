@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 
 from alexnet_sweep import names
+from alexnet_sweep.labels import short_names
 from alexnet_sweep.report.data import Sweep, load_sweep
 from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.markdown import render_markdown, write_runs_csv
@@ -103,7 +104,10 @@ def log_to_parent(client: MlflowClient, parent_run_id: str, report: Report) -> N
     """
     for path in report.files:
         client.log_artifact(parent_run_id, str(path), artifact_path=ARTIFACT_DIR)
-    _log_table(client, parent_run_id, pd.DataFrame.from_records(config_records(report.sweep)))
+    table = pd.DataFrame.from_records(config_records(report.sweep))
+    # The UI's table view reads a dot in a column name as a path into nested data and shows an empty column.
+    short = short_names(config_columns(report.sweep))
+    _log_table(client, parent_run_id, table.rename(columns=lambda key: short.get(key, key).replace(".", "_")))
     config, best = report.best_configuration, report.best
     if config is None or best is None:
         log.warning("No job of sweep %s finished: no best configuration to record", parent_run_id)

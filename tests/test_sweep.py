@@ -130,6 +130,21 @@ def test_the_summary_shows_what_varies_best_first_and_why_jobs_failed():
     assert lines[-1] == "Sweep dir: x"
 
 
+def test_with_replicate_seeds_the_summary_has_a_line_per_configuration_best_mean_first():
+    rows = [
+        Row("optimizer.lr=1e-3 seed=0 experiment=demo", "FINISHED", 0.95, 0.94),  # the single best run
+        Row("optimizer.lr=1e-3 seed=1 experiment=demo", "FINISHED", 0.55, 0.50),
+        Row("optimizer.lr=1e-4 seed=0 experiment=demo", "FINISHED", 0.90, 0.91),
+        Row("optimizer.lr=1e-4 seed=1 experiment=demo", "FINISHED", 0.80, 0.81),
+        Row("optimizer.lr=1e-4 seed=2 experiment=demo", "FAILED", cause="RuntimeError: disk full"),
+    ]
+    lines = format_summary(rows, where=[]).splitlines()
+    assert lines[1].startswith("Sweep done: 4/5 jobs finished. Best (*) has the best mean val_accuracy over its seeds")
+    assert lines[3].split() == ["*", "optimizer.lr=1e-4", "2/3", "0.8500", "±", "0.0707", "0.8600"]
+    assert lines[4] == "    optimizer.lr=1e-4 seed=2: FAILED, RuntimeError: disk full"
+    assert lines[5].split() == ["optimizer.lr=1e-3", "2/2", "0.7500", "±", "0.2828", "0.7200"]
+
+
 def test_unfinished_rows_keep_the_grids_order_whatever_their_numbers():
     rows = [
         Row("lr=1", "FAILED", float("nan"), None, cause="diverged at epoch 1"),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mlflow.entities import Run
@@ -79,6 +80,9 @@ def progress(elapsed: float, seconds_per_job: Sequence[float], jobs_left: int) -
 def format_summary(rows: Sequence[Row], *, where: Sequence[str], interrupted: bool = False) -> str:
     """Formats the end-of-sweep table: the overrides that differ between jobs -> status, val and test accuracy.
 
+    With replicate seeds (`seed=0,1,2`), one line per configuration instead: its finished seeds, mean ± sd of
+    val_accuracy and mean test_accuracy, best mean first; the jobs that did not finish are listed below it.
+
     Args:
         rows: One per job of the grid.
         where: Lines that say where the results are (MLflow experiment and parent run, UI, sweep dir).
@@ -89,18 +93,30 @@ def format_summary(rows: Sequence[Row], *, where: Sequence[str], interrupted: bo
     def varying(row: Row) -> str:
         return " ".join(part for part in row.overrides.split() if part not in common) or row.overrides
 
-    def rank(row: Row) -> tuple[bool, float]:  # finished runs best first; the others in the grid's order
-        finished = row.status == "FINISHED" and row.val_accuracy is not None and math.isfinite(row.val_accuracy)
-        return (not finished, -row.val_accuracy if finished else 0.0)
-
-    ordered = sorted(rows, key=rank)
-    width = max([len(varying(row)) for row in rows] + [9])
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(" ".join(p for p in varying(row).split() if not p.startswith("seed=")), []).append(row)
     finished = sum(row.status == "FINISHED" for row in rows)
-    lines = [
-        f"\nSweep {'interrupted' if interrupted else 'done'}: {finished}/{len(rows)} jobs finished. Best (*) is "
-        f"chosen by {names.SELECTION_METRIC}; {names.TEST_ACCURACY} is reported, never used to choose.",
-        f"  {'overrides':<{width}}  {'status':<11}  {names.VAL_ACCURACY:>12}  {names.TEST_ACCURACY:>13}",
-    ]
+    head = f"\nSweep {'interrupted' if interrupted else 'done'}: {finished}/{len(rows)} jobs finished. "
+    if all(len(group) == 1 for group in groups.values()):
+        lines = [head + f"Best (*) is chosen by {names.SELECTION_METRIC}; {_REPORTED}", *_job_lines(rows, varying)]
+    else:
+        lines = [head + f"Best (*) has the best mean {names.SELECTION_METRIC} over its seeds; {_REPORTED}",
+                 *_configuration_lines(groups, varying)]  # fmt: skip
+    return "\n".join([*lines, *where])
+
+
+_REPORTED = f"{names.TEST_ACCURACY} is reported, never used to choose."
+
+
+def _scored(row: Row) -> bool:
+    return row.status == "FINISHED" and row.val_accuracy is not None and math.isfinite(row.val_accuracy)
+
+
+def _job_lines(rows: Sequence[Row], varying: Callable[[Row], str]) -> list[str]:
+    ordered = sorted(rows, key=lambda row: (not _scored(row), -row.val_accuracy if _scored(row) else 0.0))
+    width = max([len(varying(row)) for row in rows] + [9])
+    lines = [f"  {'overrides':<{width}}  {'status':<11}  {names.VAL_ACCURACY:>12}  {names.TEST_ACCURACY:>13}"]
     for index, row in enumerate(ordered):
         mark = "*" if index == 0 and row.status == "FINISHED" else " "
         lines.append(
@@ -109,7 +125,31 @@ def format_summary(rows: Sequence[Row], *, where: Sequence[str], interrupted: bo
         )
         if row.status != "FINISHED":
             lines.append(f"    cause: {row.cause or 'see the run in MLflow'}")
-    return "\n".join([*lines, *where])
+    return lines
+
+
+def _configuration_lines(groups: Mapping[str, Sequence[Row]], varying: Callable[[Row], str]) -> list[str]:
+    def mean(values: Sequence[float]) -> float:
+        return math.fsum(values) / len(values)
+
+    val = {name: [row.val_accuracy for row in group if _scored(row)] for name, group in groups.items()}
+    test = {name: [row.test_accuracy for row in group if _scored(row) and row.test_accuracy is not None]
+            for name, group in groups.items()}  # fmt: skip
+    ordered = sorted(groups, key=lambda name: (not val[name], -mean(val[name]) if val[name] else 0.0))
+    width = max([len(name) for name in groups] + [13])
+    lines = [f"  {'configuration':<{width}}  {'seeds':>5}  {names.VAL_ACCURACY + ' mean ± sd':>22}  "
+             f"{names.TEST_ACCURACY + ' mean':>18}"]  # fmt: skip
+    for index, name in enumerate(ordered):
+        values = val[name]
+        sd = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        spread = f"{mean(values):.4f}{sd}" if values else "-"
+        mark = "*" if index == 0 and values else " "
+        lines.append(f"{mark} {name:<{width}}  {f'{len(values)}/{len(groups[name])}':>5}  {spread:>22}  "
+                     f"{_metric(mean(test[name]) if test[name] else None):>18}")  # fmt: skip
+        for row in groups[name]:
+            if row.status != "FINISHED":
+                lines.append(f"    {varying(row)}: {row.status}, {row.cause or 'see the run in MLflow'}")
+    return lines
 
 
 def _metric(value: float | None) -> str:

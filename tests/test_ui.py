@@ -205,6 +205,7 @@ def test_mlflow_ui_shows_the_sweep_runs_and_groups_replicates_by_configuration(
                 expect(page.get_by_role("checkbox", name="View as table", exact=True)).to_be_checked()
                 table = page.get_by_role("table")
                 n, val_mean = table_column(table, "n"), table_column(table, VAL_MEAN)
+                lr_column = table_column(table, "lr")  # `optimizer.lr` would show empty: the UI reads dots as paths
                 expect(table.get_by_role("row").filter(has=page.get_by_role("cell"))).to_have_count(len(replicates))
                 for value, runs in replicates.items():
                     label = re.fullmatch(r"(.+) \([0-9a-f]{8}\)", value).group(1)  # `lr=1e-3 (3fa2c1d0)`
@@ -213,6 +214,7 @@ def test_mlflow_ui_shows_the_sweep_runs_and_groups_replicates_by_configuration(
                     expect(row).to_have_count(1)
                     cells = row.get_by_role("cell")
                     expect(cells.nth(n)).to_have_text(str(len(runs)))
+                    expect(cells.nth(lr_column)).to_have_text(runs[0].data.params["optimizer.lr"])
                     expect(cells.nth(val_mean)).to_have_text(re.compile(r"^\d+(\.\d+)?(e-?\d+)?$"))
                     mean = statistics.fmean(run.data.metrics[names.VAL_ACCURACY] for run in runs)
                     assert math.isclose(float(cells.nth(val_mean).inner_text()), mean, rel_tol=1e-6), (value, mean)

@@ -50,17 +50,23 @@ def predictions_figure(
     Returns:
         The figure.
     """
-    rows = max(1, -(-len(images) // columns))
+    # One image of all tiles on one axes: a subplot per image costs several times as much to draw (every job
+    # draws this figure, so its time counts in a sweep of many short jobs).
+    count, height, width = len(images), images.shape[1], images.shape[2]
+    rows = max(1, -(-count // columns))
+    gap, label_gap = max(1, width // 8), max(2, height // 2)  # between tiles; above each row, for its labels
+    step_down, step_right = height + label_gap, width + gap
+    sheet = np.full((rows * step_down, columns * step_right, images.shape[3]), 255, dtype=np.uint8)
+    for index, image in enumerate(images):
+        top, left = (index // columns) * step_down + label_gap, (index % columns) * step_right
+        sheet[top : top + height, left : left + width] = image
     fig = Figure(figsize=(1.6 * columns, 1.9 * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, image, true, predicted in zip(axes, images, true_labels, predicted_labels, strict=False):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255)  # the colour map is for 1 channel; RGB ignores it
-        ax.set_title(
-            f"pred: {class_names[predicted]}\ntrue: {class_names[true]}",
-            fontsize=8,
-            color="green" if predicted == true else "red",
-        )
+    ax = fig.subplots()
+    ax.imshow(sheet if sheet.shape[2] == 3 else sheet[..., 0], cmap="gray", vmin=0, vmax=255)  # RGB ignores cmap
+    ax.axis("off")
+    for index, (true, predicted) in enumerate(zip(true_labels, predicted_labels, strict=False)):
+        top, left = (index // columns) * step_down + label_gap, (index % columns) * step_right
+        ax.text(left + width / 2, top - 0.5, f"pred: {class_names[predicted]}\ntrue: {class_names[true]}",
+                fontsize=8, ha="center", va="bottom", color="green" if predicted == true else "red")  # fmt: skip
     fig.suptitle("test images: predicted vs true")
     return fig

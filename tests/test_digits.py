@@ -117,8 +117,13 @@ def test_load_splits_through_the_dataset_config(make_cfg, digits_dir):
 
 def test_predictions_figure_draws_grayscale_images(stored):
     images, labels = stored["test"]
-    figure = plots.predictions_figure(images[:8], labels[:8], labels[:8], digits.CLASS_NAMES)
+    wrong = (labels[:8] + 1) % 10
+    figure = plots.predictions_figure(images[:8], labels[:8], wrong, digits.CLASS_NAMES, columns=4)
     figure.savefig(io.BytesIO(), format="png")
+    [ax] = figure.axes  # one sheet of tiles, not a subplot per image
+    assert ax.images[0].get_array().shape == (2 * (8 + 4), 4 * (8 + 1)), "2 rows x 4 columns of 8x8 tiles, gray"
+    assert [text.get_text() for text in ax.texts][:1] == [f"pred: {wrong[0]}\ntrue: {labels[0]}"]
+    assert {text.get_color() for text in ax.texts} == {"red"}
 
 
 def test_baseline_scores_the_documented_accuracy(make_cfg, digits_dir, capsys):

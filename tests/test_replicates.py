@@ -15,44 +15,34 @@ from tests.conftest import all_runs, run_cli
 pytestmark = pytest.mark.slow
 
 
-def test_a_short_replicate_sweep_learns_the_digits_and_groups_each_configurations_seeds(tmp_path: Path, store: str):
-    # The demo preset (digits, 67x67) shrunk to 2 epochs of batch 32 with small dense layers: about 10 s a job.
+def test_a_short_replicate_sweep_learns_the_digits_and_tags_the_seeds_of_its_configuration(tmp_path: Path, store: str):
+    # The demo preset (digits, 67x67) shrunk to 2 epochs of batch 32 with small dense layers, one lr, two seeds.
     result = run_cli(
-        "-m", "experiment=demo", "optimizer.lr=1e-3,1e-4", "epochs=2", "seed=0,1", "batch_size=32",
+        "-m", "experiment=demo", "optimizer.lr=1e-4", "epochs=2", "seed=0,1", "batch_size=32",
         "model.dense_units=[128,128]", f"dataset.data_dir={tmp_path / 'tfds'}", f"mlflow.tracking_uri={store}",
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     runs = all_runs(store)
-    [parent] = [run for run in runs if MLFLOW_PARENT_RUN_ID not in run.data.tags]
     children = [run for run in runs if MLFLOW_PARENT_RUN_ID in run.data.tags]
-    assert sorted(run.info.run_name for run in children) == [
-        "lr=1e-3 seed=0 (alexnet8)", "lr=1e-3 seed=1 (alexnet8)", "lr=1e-4 seed=0 (alexnet8)",
-        "lr=1e-4 seed=1 (alexnet8)",
-    ], "run names lead with what the sweep varies"  # fmt: skip
+    assert sorted(run.info.run_name for run in children) == ["seed=0 (alexnet8)", "seed=1 (alexnet8)"]
     assert all(run.info.status == "FINISHED" for run in children)
+    [tag] = {run.data.tags[names.TAG_CONFIGURATION] for run in children}
+    assert re.fullmatch(r"alexnet8 \([0-9a-f]{8}\)", tag), "one configuration: the model and the config hash"
+    assert re.search(r"\* \(all runs\) +2/2 +0\.\d{4} ± 0\.\d{4}", result.stdout)
 
-    seeds = defaultdict(set)
-    for run in children:
-        seeds[run.data.tags[names.TAG_CONFIGURATION]].add(run.data.params["seed"])
-    assert [tag.split(" (")[0] for tag in sorted(seeds)] == ["lr=1e-3", "lr=1e-4"], "the swept values but the seed"
-    assert list(seeds.values()) == [{"0", "1"}, {"0", "1"}], "one tag per configuration, on each of its seeds"
-
-    # It learns: chance is 0.1; measured here 0.56 (lr=1e-3) and 0.90 (lr=1e-4) after 2 epochs with seed 0.
-    mean = {}
-    for tag in seeds:
-        accuracies = [
-            run.data.metrics["val_accuracy"] for run in children if run.data.tags[names.TAG_CONFIGURATION] == tag
-        ]
-        mean[tag] = sum(accuracies) / len(accuracies)
-    assert max(mean.values()) > 0.6, mean
+    # It learns: chance is 0.1; measured here 0.90 after 2 epochs with seed 0.
+    accuracies = [run.data.metrics["val_accuracy"] for run in children]
+    assert sum(accuracies) / len(accuracies) > 0.6, accuracies
 
 
 def test_the_seed_study_at_smoke_size_answers_each_claim_of_the_reference_study(tmp_path: Path, store: str):
-    # The preset's whole grid (lr x epochs x model, 12 configurations) with 2 seeds, on 32 digits per split: the
-    # plumbing and the report's answers, not the study's results. Two jobs at a time (2 cores).
+    # The preset's whole grid (lr x epochs x model: 12 configurations) with 2 seeds, on 32 digits per split, with
+    # the dense layers of both variants shrunk to 16 units (so here alexnet9 is alexnet8 renamed): the plumbing and
+    # the report's answers, not the study's results. Two jobs at a time (2 cores).
     result = run_cli(
-        "-m", "experiment=seed_study", "dataset=digits", "model.input_size=67", "seed=0,1", "batch_size=32",
+        "-m", "experiment=seed_study", "dataset=digits", "model.input_size=67", "model.dense_units=[16,16]",
+        "seed=0,1", "batch_size=32",
         "dataset.train_split='train[:32]'", "dataset.val_split='validation[:32]'", "dataset.test_split='test[:32]'",
         "save_model=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"dataset.data_dir={tmp_path / 'tfds'}",
         f"mlflow.tracking_uri={store}", "hydra.sweep.dir=sweep", cwd=tmp_path,

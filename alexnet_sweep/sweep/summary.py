@@ -95,7 +95,8 @@ def format_summary(rows: Sequence[Row], *, where: Sequence[str], interrupted: bo
 
     groups: dict[str, list[Row]] = {}
     for row in rows:
-        groups.setdefault(" ".join(p for p in varying(row).split() if not p.startswith("seed=")), []).append(row)
+        name = " ".join(part for part in varying(row).split() if not part.startswith("seed=")) or "(all runs)"
+        groups.setdefault(name, []).append(row)
     finished = sum(row.status == "FINISHED" for row in rows)
     head = f"\nSweep {'interrupted' if interrupted else 'done'}: {finished}/{len(rows)} jobs finished. "
     if all(len(group) == 1 for group in groups.values()):

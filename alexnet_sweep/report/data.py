@@ -94,7 +94,12 @@ class Sweep:
 
     def configuration_of(self, run: RunSummary) -> Configuration:
         """Returns the configuration a run is a replicate of."""
-        return next(config for config in self.configurations if any(r.run_id == run.run_id for r in config.runs))
+        return self._configuration_by_run[run.run_id]
+
+    @cached_property
+    def _configuration_by_run(self) -> dict[str, Configuration]:
+        # Looked up once per run by the report's tables and findings: a scan per lookup is quadratic in the runs.
+        return {run.run_id: config for config in self.configurations for run in config.runs}
 
     def config_label(self, config: Configuration) -> str:
         """Labels a configuration by its swept params but `seed`, e.g. `lr=1e-4 epochs=10`."""

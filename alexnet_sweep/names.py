@@ -47,3 +47,15 @@ TAG_BEST_RUN = BEST_PREFIX + "run_id"
 
 # Experiment tag that makes the MLflow UI open an experiment as model training (runs table), not a GenAI app.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+# Tags of a study (`hydra/sweeper=optuna`): on its parent run, and on each trial's run.
+TAG_STUDY = "study.name"  # the Optuna study, in the storage named by `study.storage`
+TAG_STUDY_STORAGE = "study.storage"  # where the study lives (credentials masked)
+TAG_STUDY_SAMPLER = "study.sampler"  # e.g. `tpe (seed 0)`
+TAG_STUDY_PRUNER = "study.pruner"  # e.g. `successive_halving` or `none`
+TAG_STUDY_SPACE = "study.space"  # JSON: each searched key's Optuna distribution (`distribution_to_json`)
+TAG_STUDY_OBJECTIVE = "study.objective"  # `maximize val_accuracy`
+TAG_TRIAL = "trial.number"  # a trial's run: its number in the study (also its Hydra job number)
+TAG_TRIAL_STATE = "trial.state"  # COMPLETE, PRUNED or FAIL, as Optuna recorded it
+TAG_PRUNED = "pruned"  # a pruned trial's run: at which epoch and against what threshold
+TAG_BEST_TRIAL = BEST_PREFIX + "trial"  # the parent: the study's best trial number (and best.value its value)

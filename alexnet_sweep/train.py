@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def run(
     plan: Plan | None = None,
     tags: dict[str, str] | None = None,
     name: str | None = None,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> JobResult:
     """Trains and evaluates one configuration and records it as one MLflow run.
 
@@ -61,6 +63,8 @@ def run(
         plan: What the sweeper decided this job does (`start`, `continue` or `share`); None for a single run.
         tags: Extra MLflow tags, e.g. the Hydra override string.
         name: The run's name (default: `tracking.run_name`); a sweep names its jobs by what it varies.
+        extra_callbacks: Called after the job's own at every epoch's end (a study's trial reports there). One
+            that stops training early (a pruned trial) ends the run FINISHED without the test evaluation.
 
     Returns:
         The run id and the final metrics.
@@ -105,7 +109,7 @@ def run(
         evaluation: list[keras.callbacks.Callback] = []  # called at the start of every validation and of the test
         if cfg.precise_bn_images > 0:
             evaluation.append(PreciseBatchNorm(splits.train_first(cfg.precise_bn_images), cfg.precise_bn_images))
-        job_callbacks += evaluation
+        job_callbacks += [*evaluation, *extra_callbacks]
         _log_inputs(cfg, model)
         initial_epoch = state.epoch if state else 0
         history = model.fit(
@@ -118,13 +122,16 @@ def run(
             shuffle=False,  # the pipeline shuffles, seeded per epoch
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in logs
         )
-        shared = plan.shared_epochs if plan is not None else 0
-        mlflow.log_metric(names.EPOCHS_TRAINED, cfg.epochs - shared)  # the epochs not copied from a sibling
-        test = model.evaluate(splits.test, return_dict=True, verbose=0, callbacks=[*evaluation, interrupt])
-        test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
-        mlflow.log_metrics(test_metrics)
-        log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))
         curves = _merge_history(state.history if state else [], history.history)
+        shared = plan.shared_epochs if plan is not None else 0
+        # the epochs not copied from a sibling
+        mlflow.log_metric(names.EPOCHS_TRAINED, len(curves.get(names.LOSS, [])) - shared)
+        test_metrics: dict[str, float] = {}
+        if not model.stop_training:  # stopped early (a pruned trial): never a candidate, so no test
+            test = model.evaluate(splits.test, return_dict=True, verbose=0, callbacks=[*evaluation, interrupt])
+            test_metrics = {f"test_{key}": float(value) for key, value in test.items()}
+            mlflow.log_metrics(test_metrics)
+            log.info("Test: %s", ", ".join(f"{key}={value:.4f}" for key, value in test_metrics.items()))
         _log_figures(model, splits, curves, title=active.info.run_name)
         if cfg.save_model:
             _log_model(model, splits)

@@ -51,7 +51,8 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
     propagates: the sweeper stops the sweep.
 
     Returns:
-        `{"status": "FINISHED", "run_id": ..., "metrics": {...}}` or `{"status": "FAILED", "cause": ...}`.
+        `{"status": "FINISHED", "run_id": ..., "metrics": {...}}`, `{"status": "FAILED", "cause": ...}`, or in a
+        study `{"status": "PRUNED", "run_id": ..., "metrics": {...}, "cause": ...}`.
     """
     hydra_cfg = HydraConfig.get()
     num = hydra_cfg.job.num
@@ -64,10 +65,16 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
     log.info("Job %s", entry.plan.describe())
     cfg.mlflow.tracking_uri = sweep.tracking_uri  # absolute: the job may run in another directory
     tags = {names.TAG_OVERRIDES: overrides, names.TAG_JOB_NUM: str(num), names.TAG_PROCESS: this_process()}
+    reporter = None
     try:
+        if entry.trial is not None:  # a study's trial: reports every epoch, stops when pruned
+            from alexnet_sweep.study.pruning import ReportToTrial, TrialRef
+
+            reporter = ReportToTrial(TrialRef(**entry.trial))
         result = train.run(
-            cfg, parent_run_id=sweep.parent_run_id, plan=entry.plan, tags={**tags, **entry.tags}, name=entry.run_name
-        )
+            cfg, parent_run_id=sweep.parent_run_id, plan=entry.plan, tags={**tags, **entry.tags}, name=entry.run_name,
+            extra_callbacks=[reporter] if reporter else [],
+        )  # fmt: skip
     except KeyboardInterrupt:  # the run is KILLED already
         raise
     except (Exception, SystemExit) as err:  # SystemExit: code inside a job must not end the whole sweep
@@ -75,6 +82,9 @@ def run_sweep_job(cfg: DictConfig) -> dict[str, Any]:
         log.error("%s failed: %s", label, cause)
         (Path(hydra_cfg.runtime.output_dir) / "error.txt").write_text(traceback.format_exc())
         return {"status": "FAILED", "cause": cause}
+    if reporter is not None and reporter.stopped:
+        log.info("%s pruned %s", label, reporter.stopped)
+        return {"status": "PRUNED", "run_id": result.run_id, "metrics": result.metrics, "cause": reporter.stopped}
     log.info("%s done: %s", label, format_metrics(result.metrics))
     return {"status": "FINISHED", "run_id": result.run_id, "metrics": result.metrics}
 

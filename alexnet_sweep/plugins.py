@@ -26,15 +26,17 @@ def register() -> None:
       files in conf/ they would be matched against the plugins' schemas of the same names, a deprecated Hydra
       behaviour that warns on every run.
     """
-    from hydra_plugins.alexnet_sweep_plugins import ray_launcher, sweeper
+    from hydra_plugins.alexnet_sweep_plugins import optuna_sweeper, ray_launcher, sweeper
 
     register_configs()
     plugins = Plugins.instance()  # scans hydra_plugins now, which stores the plugins' own configs
     plugins.register(sweeper.GridSweeper)
+    plugins.register(optuna_sweeper.OptunaSweeper)
     if hasattr(ray_launcher, "RayLauncher"):
         plugins.register(ray_launcher.RayLauncher)
     store = ConfigStore.instance()
     store.store(group="hydra/sweeper", name="alexnet_sweep", node=sweeper.GridSweeperConf, provider="alexnet_sweep")
+    store.store(group="hydra/sweeper", name="optuna", node=optuna_sweeper.OptunaSweeperConf, provider="alexnet_sweep")
     for config in files(PLUGINS).joinpath("launcher").iterdir():
         if config.name.endswith(".yaml"):
             name, node = config.name.removesuffix(".yaml"), OmegaConf.create(config.read_text())

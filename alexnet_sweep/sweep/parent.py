@@ -32,7 +32,14 @@ def sweep_run_name(overrides: Sequence[str]) -> str:
 
 
 def open_parent(
-    client: MlflowClient, experiment_id: str, *, grid: str, resume: bool, overrides: Sequence[str], sweep_dir: Path
+    client: MlflowClient,
+    experiment_id: str,
+    *,
+    grid: str,
+    resume: bool,
+    overrides: Sequence[str],
+    sweep_dir: Path,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
     """Returns the RUNNING parent run of this sweep: the latest parent of the same grid when resuming, else new.
 
@@ -43,6 +50,7 @@ def open_parent(
         resume: Reuse the latest parent run of the same grid, if there is one.
         overrides: The sweep's command-line overrides: the run's name and `overrides` tag.
         sweep_dir: The sweep's output folder, recorded as a tag.
+        tags: Extra tags of a new parent run.
     """
     query = f"tags.`{names.TAG_GRID}` = '{grid}'"
     discard_deleted(client, experiment_id, query)
@@ -64,6 +72,7 @@ def open_parent(
         names.TAG_OVERRIDES: redact(" ".join(overrides)),
         names.TAG_SWEEP_DIR: str(sweep_dir.resolve()),
         names.TAG_GRID: grid,
+        **(tags or {}),
     }
     return client.create_run(experiment_id, run_name=sweep_run_name(overrides), tags=tags).info.run_id
 

@@ -75,8 +75,7 @@ class SweepRunner:
             preflight = getattr(self.launcher, "preflight", None)
             if preflight is not None:
                 preflight()  # e.g. Ray: GPUs no node has fail now, not never
-            points = grid.expand(self.params, arguments, self.loader)
-            jobs = grid.without_repeats(grid.compose(self.config, points, self.loader))
+            sweep_id = self._prepare(arguments)
             self.tracking_uri = tracking_store.absolute_uri(self.config.mlflow.tracking_uri, Path.cwd())
             self.client = tracking_store.connect(self.tracking_uri)
             name = self.config.mlflow.experiment_name
@@ -86,19 +85,15 @@ class SweepRunner:
             sys.exit(2)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
-        waves = grid.in_waves(jobs)
-        self.jobs = [job for wave in waves for job in wave]
-        self.wave_of = [index for index, wave in enumerate(waves) for _ in wave]
-        grid_id = grid_identity([job.params for job in self.jobs if job.refused is None])
         with signals.held(STOPPING) as interrupted:
             try:
-                self.claim = ownership.GridClaim(self.client, self.experiment_id, grid_id)
+                self.claim = ownership.GridClaim(self.client, self.experiment_id, sweep_id)
             except ownership.SweepBusy as err:
                 log.error("%s", err)
                 sys.exit(1)
             self.parent_run_id = parent.open_parent(
-                self.client, self.experiment_id, grid=grid_id, resume=self.config.resume,
-                overrides=list(self.config.hydra.overrides.task), sweep_dir=self.sweep_dir,
+                self.client, self.experiment_id, grid=sweep_id, resume=self.config.resume,
+                overrides=list(self.config.hydra.overrides.task), sweep_dir=self.sweep_dir, tags=self._parent_tags(),
             )  # fmt: skip
         try:
             if interrupted:
@@ -116,6 +111,22 @@ class SweepRunner:
         if self._finish() != "FINISHED":
             sys.exit(1)
         return returns
+
+    def _prepare(self, arguments: Sequence[str]) -> str:
+        """Composes and checks every job of the grid, in waves; returns the grid's identity (`plan.grid_identity`).
+
+        Raises:
+            UserInputError: If an override or a grid point is unusable.
+        """
+        points = grid.expand(self.params, arguments, self.loader)
+        waves = grid.in_waves(grid.without_repeats(grid.compose(self.config, points, self.loader)))
+        self.jobs = [job for wave in waves for job in wave]
+        self.wave_of = [index for index, wave in enumerate(waves) for _ in wave]
+        return grid_identity([job.params for job in self.jobs if job.refused is None])
+
+    def _parent_tags(self) -> dict[str, str]:
+        """Extra tags of a new parent run (a study names its sampler and space)."""
+        return {}
 
     def _finish(self, status: str | None = None, cause: str | None = None) -> str:
         """Ends the sweep with Ctrl-C and SIGTERM held; exits 130 if one arrived meanwhile. Returns the status."""
@@ -197,9 +208,7 @@ class SweepRunner:
                                                      self.plans[num])  # fmt: skip
             left = sum(1 for n, plan in self.plans.items() if plan.action != "skip" and n >= num)
             progress = summary.progress(time.time() - self.started_at, self.seconds_per_job, left)
-            params = self.jobs[num].params
-            self.file.jobs[str(num)] = JobEntry(self.plans[num], progress, naming.run_name(params, self.swept),
-                                                naming.configuration_tag(params, self.swept))  # fmt: skip
+            self.file.jobs[str(num)] = self._entry(num, progress)
         self.file.save(self.sweep_dir)
         started = time.monotonic()
         lost = None
@@ -219,6 +228,12 @@ class SweepRunner:
         )  # fmt: skip
         self.seconds_per_job += [(time.monotonic() - started) / len(batch)] * len(batch)
         return returns
+
+    def _entry(self, num: int, progress: str) -> JobEntry:
+        """What job `num` is told in the sweep file: its plan, progress line, run name and tags."""
+        params = self.jobs[num].params
+        return JobEntry(self.plans[num], progress, naming.run_name(params, self.swept),
+                        naming.configuration_tag(params, self.swept))  # fmt: skip
 
     def _record(self, num: int, job_return: JobReturn) -> None:
         if job_return.status == JobStatus.COMPLETED:
@@ -270,7 +285,9 @@ class SweepRunner:
         written = None
         if not interrupted:
             written = parent.attach_report(self.client, self.parent_run_id, self.sweep_dir / "report")
-            finished = [plan for num, plan in getattr(self, "plans", {}).items() if rows[num].status == "FINISHED"]
+            finished = [
+                plan for num, plan in getattr(self, "plans", {}).items() if rows[num].status in ("FINISHED", "PRUNED")
+            ]
             remove_saved_states(finished, Path(self.config.checkpoint_dir).resolve() / self.parent_run_id)
         status = status or ("FINISHED" if all(row.status == "FINISHED" for row in rows) else "FAILED")
         attempt("ending the parent run", self.client.set_terminated, self.parent_run_id, status)

@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from alexnet_sweep.plan import Plan
 
@@ -18,12 +19,16 @@ SWEEP_FILE = "mlflow_sweep.json"
 
 @dataclass(frozen=True)
 class JobEntry:
-    """One job's instructions: its plan, the progress line it shows when it starts, its run's name and tags."""
+    """One job's instructions: its plan, progress line, run name and tags, and in a study its trial.
+
+    `trial` holds the fields of `alexnet_sweep.study.pruning.TrialRef` (plain values: the file is JSON).
+    """
 
     plan: Plan
     progress: str = ""
     run_name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    trial: dict[str, Any] | None = None
 
 
 @dataclass

@@ -44,12 +44,13 @@ def row(overrides: str, run: Run | None, cause: str | None, missing: str) -> Row
     if run is None:
         return Row(overrides, "NOT STARTED", cause=cause or missing)
     interrupted = "interrupted" if run.info.status == "KILLED" else None
+    pruned = run.data.tags.get(names.TAG_PRUNED)  # a study's trial stopped early: not ranked with finished ones
     return Row(
         overrides,
-        run.info.status,
+        "PRUNED" if pruned else run.info.status,
         run.data.metrics.get(names.VAL_ACCURACY),
         run.data.metrics.get(names.TEST_ACCURACY),
-        cause=cause or run.data.tags.get(names.TAG_ERROR) or interrupted,
+        cause=cause or pruned or run.data.tags.get(names.TAG_ERROR) or interrupted,
     )
 
 
@@ -98,7 +99,9 @@ def format_summary(rows: Sequence[Row], *, where: Sequence[str], interrupted: bo
         name = " ".join(part for part in varying(row).split() if not part.startswith("seed=")) or "(all runs)"
         groups.setdefault(name, []).append(row)
     finished = sum(row.status == "FINISHED" for row in rows)
-    head = f"\nSweep {'interrupted' if interrupted else 'done'}: {finished}/{len(rows)} jobs finished. "
+    pruned = sum(row.status == "PRUNED" for row in rows)
+    head = f"\nSweep {'interrupted' if interrupted else 'done'}: {finished}/{len(rows)} jobs finished"
+    head += f", {pruned} pruned. " if pruned else ". "
     if all(len(group) == 1 for group in groups.values()):
         lines = [head + f"Best (*) is chosen by {names.SELECTION_METRIC}; {_REPORTED}", *_job_lines(rows, varying)]
     else:

@@ -4,10 +4,14 @@
 
 writes the report of a sweep (default: the latest one in the experiment) and prints the path of its report.md.
 The sweep calls `write_report` and `log_to_parent` at its end, which also attach the report to its parent run.
+For an Optuna study (`hydra/sweeper=optuna`) the report adds a Study section, trials.csv and the study's figures;
+runs the study pruned are listed apart and never ranked.
 
 Modules: `runs` (a job run, a configuration's replicates), `data` (the sweep as read from MLflow), `findings`
 (its sentences), `figures`, `tables` (one row per configuration: configs.csv), `markdown` (report.md and runs.csv),
-`publish` (writing the report and attaching it to the parent run), `cli` (the command line).
+`study` (a study's trials, best so far and parameter importances), `study_figures`, `study_text` (the Study and
+Pruned trials sections, trials.csv), `text` (Markdown helpers), `publish` (writing the report and attaching it to
+the parent run), `cli` (the command line).
 """
 
 from alexnet_sweep.report.cli import main

@@ -6,8 +6,9 @@ This module, like the whole report, imports neither TensorFlow nor Hydra, so the
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from mlflow import MlflowClient
@@ -29,6 +30,7 @@ class Sweep:
         swept_keys: The varying keys minus those that only follow another one (switching `model=alexnet9` also
             changes `model.dense_units`): the keys the report compares.
         followers: {follower key: the swept key it changes with}.
+        parent_tags: The parent run's tags (a study's `study.*` tags among them).
 
     A configuration is a setting of the swept keys other than `seed` (`config_keys`); its runs with different
     seeds are its replicates. "Best" is the configuration with the highest mean final val_accuracy.
@@ -41,6 +43,7 @@ class Sweep:
     varying_keys: tuple[str, ...]
     swept_keys: tuple[str, ...]
     followers: Mapping[str, str]
+    parent_tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> tuple[RunSummary, ...]:
@@ -143,6 +146,7 @@ def load_sweep(client: MlflowClient, parent_run_id: str) -> Sweep:
         varying_keys=varying,
         swept_keys=tuple(key for key in varying if key not in followers),
         followers=followers,
+        parent_tags=dict(parent.data.tags),
     )
 
 
@@ -171,7 +175,17 @@ def _summary(client: MlflowClient, run: Run) -> RunSummary:
         metrics=dict(run.data.metrics),
         history=history,
         configuration=tags.get(names.TAG_CONFIGURATION),
+        pruned=_pruned(tags),
+        trial_numbers=tuple(int(number) for number in re.findall(r"\d+", tags.get(names.TAG_TRIAL, ""))),
+        trial_state=tags.get(names.TAG_TRIAL_STATE),
     )
+
+
+def _pruned(tags: Mapping[str, str]) -> str | None:
+    """Why a study pruned the run: its `pruned` tag, or a stand-in where only `trial.state` says PRUNED."""
+    if names.TAG_PRUNED in tags:
+        return tags[names.TAG_PRUNED] or "pruned"
+    return "pruned (no reason recorded)" if tags.get(names.TAG_TRIAL_STATE) == "PRUNED" else None
 
 
 def _config_rank(config: Configuration) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from alexnet_sweep import names
 from alexnet_sweep.report.data import Sweep, display, mean
-from alexnet_sweep.report.runs import Configuration
+from alexnet_sweep.report.runs import Configuration, RunSummary
 from alexnet_sweep.report.stats import summarize
 
 _PANEL_COLUMNS = 3
@@ -132,8 +132,13 @@ def _cell(sweep: Sweep, configs: Sequence[Configuration]) -> tuple[str, float]:
         return "\n".join(lines), colour
     runs = [run for config in configs for run in config.runs]
     if runs:
-        return "\n".join(sorted({"diverged" if run.diverged else run.status.lower() for run in runs})), np.nan
+        return "\n".join(sorted({_ending(run) for run in runs})), np.nan
     return "no run", np.nan
+
+
+def _ending(run: RunSummary) -> str:
+    """How a run that is not ranked ended, in a heatmap cell."""
+    return "pruned" if run.pruned is not None else "diverged" if run.diverged else run.status.lower()
 
 
 def mean_curve(config: Configuration, metric: str) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -163,7 +168,7 @@ def validation_curves(sweep: Sweep) -> Figure:
 
     Returns:
         The figure: val_accuracy on the left, val_loss on the right, configurations best first in the legend;
-        the best configuration drawn thicker.
+        the best configuration drawn thicker; runs a study pruned as grey dashed lines, up to their last epoch.
     """
     fig = Figure(figsize=(13, 5), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -179,6 +184,12 @@ def validation_curves(sweep: Sweep) -> Figure:
             ax.plot(epochs, means, marker="o", markersize=3, linewidth=width, color=color, label=label)
             if not np.isnan(sds).all():
                 ax.fill_between(epochs, means - sds, means + sds, color=color, alpha=0.15, linewidth=0)
+    pruned = [run for run in sweep.runs if run.pruned is not None]
+    style = dict(color="darkgrey", linestyle="--", linewidth=0.9, marker="o", markersize=4, markerfacecolor="none")
+    for index, run in enumerate(pruned):  # their curves up to where they were stopped, apart from the ranked ones
+        for ax, metric in zip(axes, _CURVES, strict=True):
+            curve = run.history.get(metric, {})
+            ax.plot(list(curve), list(curve.values()), label="pruned (not ranked)" if index == 0 else None, **style)
     for ax, metric in zip(axes, _CURVES, strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -186,7 +197,7 @@ def validation_curves(sweep: Sweep) -> Figure:
         ax.grid(alpha=0.3)
         if not configs:
             ax.text(0.5, 0.5, "no finished run", ha="center", va="center", transform=ax.transAxes)
-    if configs:
+    if configs or pruned:
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     if sweep.replicated:
         title = "validation curves per configuration: the mean over its seeds\nband: ±1 sd across its seeds"

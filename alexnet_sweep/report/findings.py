@@ -80,7 +80,10 @@ def _coverage(sweep: Sweep, finished: Sequence[RunSummary]) -> str:
     diverged = sum(run.diverged for run in sweep.runs)
     if diverged:
         sentence += f"; {diverged} diverged (loss or metrics NaN or infinite)"
-    if len(sweep.finished) < total:
+    pruned = sum(run.pruned is not None for run in sweep.runs)
+    if pruned:
+        sentence += f"; {pruned} {'was' if pruned == 1 else 'were'} pruned (listed under Pruned trials, never ranked)"
+    if len(sweep.finished) + pruned < total:
         sentence += "; the others are listed under Failed and unfinished jobs and left out of every comparison"
     if not finished:
         sentence += "; no finished run has a val_accuracy, so there is nothing to compare"

@@ -1,4 +1,4 @@
-"""The report's text: report.md (summary, findings, configurations, runs, failures, figures) and runs.csv."""
+"""The report's text: report.md (summary, study, findings, configurations, runs, failures, figures), runs.csv."""
 
 from __future__ import annotations
 
@@ -13,35 +13,43 @@ from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.findings import findings
 from alexnet_sweep.report.runs import RunSummary, run_rank
 from alexnet_sweep.report.stats import Summary
+from alexnet_sweep.report.study import Study
+from alexnet_sweep.report.study_text import pruned_section, study_section
 from alexnet_sweep.report.tables import ConfigRow, config_rows
+from alexnet_sweep.report.text import cell, number, plain, table
 
 FINAL_METRICS = (names.VAL_ACCURACY, names.VAL_LOSS, names.ACCURACY, names.LOSS, names.TEST_ACCURACY, names.TEST_LOSS)
 TABLE_METRICS = (names.VAL_ACCURACY, names.VAL_LOSS, names.TEST_ACCURACY, names.TEST_LOSS)
 
 
-def render_markdown(sweep: Sweep) -> str:
-    """Renders report.md: summary, findings, configurations, runs, failed jobs, figures (relative links).
+def render_markdown(sweep: Sweep, figures: Sequence[str] | None = None, study: Study | None = None) -> str:
+    """Renders report.md: summary, study, findings, configurations, runs, failed jobs, pruned trials, figures.
 
     The configurations table comes first, one row per configuration (its seeds' mean ± sd and 95% interval) even
     when every configuration ran one seed (n = 1, sd "–"); the runs table below lists every finished run, grouped
-    by configuration in the same order.
+    by configuration in the same order. Runs a study pruned are listed apart (Pruned trials), never ranked.
 
     Args:
         sweep: The sweep (`data.load_sweep`).
+        figures: The names of the figures that were drawn, linked relatively (default: every `figures.FIGURES`).
+        study: The study the sweep ran (`study.load_study`), which adds the Study section; None for a grid.
 
     Returns:
         The Markdown text, ending with a newline.
     """
+    figures = list(FIGURES) if figures is None else figures
+    pruned = sum(run.pruned is not None for run in sweep.runs)
     lines = [
         f"# Sweep report: experiment `{sweep.experiment_name}`, parent run `{sweep.parent_run_id}`",
         "",
-        f"Sweep `{_cell(sweep.parent_name)}`: {len(sweep.runs)} job runs, {len(sweep.finished)} finished. "
-        f"{_swept_sentence(sweep)}",
+        f"Sweep `{cell(sweep.parent_name)}`: {len(sweep.runs)} job runs, {len(sweep.finished)} finished"
+        f"{f', {pruned} pruned' if pruned else ''}. {_swept_sentence(sweep)}",
         "",
         "A configuration is a setting of the swept keys but `seed`; its runs with different seeds are its "
         "replicates. The **best** configuration has the highest mean final val_accuracy over its seeds, and the "
         "**best** run is its best replicate; test_accuracy is reported, never used to choose.",
         "",
+        *(study_section(study, figures) if study is not None else []),
         "## Findings",
         "",
         *(f"- {sentence}" for sentence in findings(sweep)),
@@ -61,18 +69,19 @@ def render_markdown(sweep: Sweep) -> str:
     header = ["", "job", *columns, *TABLE_METRICS, "min val_loss at epoch", "train-val gap", "run_id"]
     runs = [run for config in sweep.ranked_configurations for run in sorted(config.finished, key=run_rank)]
     rows = [_run_row(sweep, run, best) for run in runs] or [["", "", "no finished run"]]
-    lines += _table(header, rows)
+    lines += table(header, rows)
     listed = {run.run_id for run in runs}
-    others = [run for run in sweep.runs if run.run_id not in listed]
+    others = [run for run in sweep.runs if run.run_id not in listed and run.pruned is None]
     lines += ["", "## Failed and unfinished jobs", ""]
     if others:
         rows = [[run.job_num, run.status, sweep.label(run), _cause(run), f"`{run.run_id}`"] for run in others]
-        lines += _table(["job", "status", "run", "cause", "run_id"], rows)
+        lines += table(["job", "status", "run", "cause", "run_id"], rows)
     else:
-        lines.append("None: every job finished.")
-    lines += ["", "## Figures", ""]
-    for name, (caption, _) in FIGURES.items():
-        lines += [f"![{caption}]({name})", ""]
+        lines.append("None: every job finished." if not pruned else "None: every job finished or was pruned.")
+    lines += ["", *pruned_section(sweep, study), "## Figures", ""]
+    for name in figures:
+        if name in FIGURES:
+            lines += [f"![{FIGURES[name][0]}]({name})", ""]
     lines.append(
         "All runs and their numbers: [runs.csv](runs.csv); one row per configuration: [configs.csv](configs.csv)."
     )
@@ -88,7 +97,7 @@ def _configurations(sweep: Sweep) -> list[str]:
     header = ["", *([sweep.short(key) for key in keys] or ["configuration"]), "n (seeds)",
               "val_accuracy mean ± sd", "val_accuracy 95% CI", "test_accuracy mean ± sd", "val_loss mean",
               "test_loss mean"]  # fmt: skip
-    lines = _table(header, [_config_row(row, keys) for row in rows])
+    lines = table(header, [_config_row(row, keys) for row in rows])
     failed = sum(len(row.config.runs) - row.n for row in rows)
     runs = f"{failed} run{'s' if failed != 1 else ''}"
     note = f" {runs} of these configurations did not finish: n counts the finished ones." if failed else ""
@@ -104,7 +113,7 @@ def _config_row(row: ConfigRow, keys: list[str]) -> list[str]:
     values = [display(key, row.config.values.get(key) or "?") for key in keys] or [row.label]
     val, test = row.stats.get(names.VAL_ACCURACY), row.stats.get(names.TEST_ACCURACY)
     interval = "–" if val is None or row.n < 2 else f"[{val.low:.4f}, {val.high:.4f}]"
-    means = [_number(row.stats[key].mean) if key in row.stats else "" for key in (names.VAL_LOSS, names.TEST_LOSS)]
+    means = [number(row.stats[key].mean) if key in row.stats else "" for key in (names.VAL_LOSS, names.TEST_LOSS)]
     mark = "**best**" if row.is_best else ""
     return [mark, *values, str(row.n), _mean_sd(val), interval, _mean_sd(test), *means]
 
@@ -136,8 +145,8 @@ def write_runs_csv(sweep: Sweep, path: Path) -> None:
                 run.run_id, run.name, run.job_num, run.status, str(run.run_id == best_id).lower(),
                 sweep.config_label(sweep.configuration_of(run)),
                 *(run.params.get(key, "") for key in sweep.varying_keys),
-                *(_plain(run.metrics.get(key)) for key in FINAL_METRICS),
-                _plain(run.last_epoch), _plain(run.best_epoch), _rounded(run.gap()), run.error or "",
+                *(plain(run.metrics.get(key)) for key in FINAL_METRICS),
+                plain(run.last_epoch), plain(run.best_epoch), _rounded(run.gap()), run.error or "",
             ])  # fmt: skip
 
 
@@ -156,38 +165,21 @@ def _swept_sentence(sweep: Sweep) -> str:
 
 def _run_row(sweep: Sweep, run: RunSummary, best: RunSummary | None) -> list[str]:
     values = [display(key, run.params.get(key, "")) for key in sweep.swept_keys] or [run.name]
-    metrics = [_number(run.metrics.get(key)) for key in TABLE_METRICS]
+    metrics = [number(run.metrics.get(key)) for key in TABLE_METRICS]
     epoch = f"{run.best_epoch} of {run.last_epoch}" if run.best_epoch is not None else ""
     mark = "**best**" if best is not None and run.run_id == best.run_id else ""
-    return [mark, run.job_num, *values, *metrics, epoch, _number(run.gap()), f"`{run.run_id}`"]
+    return [mark, run.job_num, *values, *metrics, epoch, number(run.gap()), f"`{run.run_id}`"]
 
 
 def _cause(run: RunSummary) -> str:
     if run.error:
-        return _cell(run.error)
+        return cell(run.error)
     if run.diverged:  # recorded FINISHED before runs that diverge were ended FAILED
         return "diverged (loss or metrics NaN or infinite)"
     return {
         "KILLED": "interrupted (no error recorded)",
         "RUNNING": "still RUNNING, or its process died without ending the run",
     }.get(run.status, "no cause recorded; see the run in MLflow")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-
-
-def _cell(value: str) -> str:
-    return " ".join(str(value).split()).replace("|", "\\|")
-
-
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
-def _plain(value: float | None) -> str:
-    return "" if value is None else str(value)
 
 
 def _rounded(value: float | None) -> str:

@@ -5,21 +5,28 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 
 from alexnet_sweep import names
 from alexnet_sweep.labels import short_names
+from alexnet_sweep.report import study_figures
 from alexnet_sweep.report.data import Sweep, load_sweep
 from alexnet_sweep.report.figures import FIGURES
 from alexnet_sweep.report.markdown import render_markdown, write_runs_csv
 from alexnet_sweep.report.runs import Configuration, RunSummary
 from alexnet_sweep.report.stats import summarize
+from alexnet_sweep.report.study import Study, is_interval, load_study
+from alexnet_sweep.report.study_text import write_trials_csv
 from alexnet_sweep.report.tables import config_columns, config_records, write_configs_csv
+from alexnet_sweep.tracking import one_line
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,9 @@ TAG_BEST_CONFIGURATION = names.BEST_PREFIX + "configuration"  # its runs' `confi
 BEST_MEANS = (names.VAL_ACCURACY, names.TEST_ACCURACY)  # best.<metric>: the mean over its seeds
 BEST_SDS = (names.VAL_ACCURACY,)  # best.<metric>_sd: their sd (not logged for one seed)
 METRIC_BEST_N = names.BEST_PREFIX + "n"  # its finished seeds
+HEATMAP = "test_accuracy_heatmap.png"
+# A study's heatmap has a row or column per value: drawn only when its keys take few values (no float interval).
+HEATMAP_MAX_VALUES = 10
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class Report:
     configs_csv: Path
     figures: tuple[Path, ...]
     sweep: Sweep
+    study: Study | None = None  # the Optuna study the sweep ran, if it is one
+    trials_csv: Path | None = None  # a study's trials.csv
 
     @property
     def best_configuration(self) -> Configuration | None:
@@ -55,12 +67,16 @@ class Report:
 
     @property
     def files(self) -> tuple[Path, ...]:
-        """Every file of the report: report.md, runs.csv, configs.csv and the figures."""
-        return (self.markdown, self.runs_csv, self.configs_csv, *self.figures)
+        """Every file of the report: report.md, runs.csv, configs.csv, a study's trials.csv and the figures."""
+        trials = (self.trials_csv,) if self.trials_csv is not None else ()
+        return (self.markdown, self.runs_csv, self.configs_csv, *trials, *self.figures)
 
 
 def write_report(client: MlflowClient, parent_run_id: str, out_dir: Path) -> Report:
     """Writes report.md, runs.csv, configs.csv and the figures of a sweep into `out_dir` (created if needed).
+
+    For a study (a parent run with `study.name`) also its Study section, trials.csv and its figures. A figure that
+    cannot be drawn is left out with a logged line; pruned runs are listed apart and never ranked.
 
     Args:
         client: A client of the sweep's tracking store.
@@ -71,20 +87,58 @@ def write_report(client: MlflowClient, parent_run_id: str, out_dir: Path) -> Rep
         The report: its paths, the sweep and its best run.
     """
     sweep = load_sweep(client, parent_run_id)
+    study = _study(sweep)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = []
-    for name, (_, draw) in FIGURES.items():
-        draw(sweep).savefig(out_dir / name, dpi=100)
-        figures.append(out_dir / name)
+    figures = [out_dir / name for name, draw in _figures(sweep, study).items() if _draw(draw, out_dir / name)]
     runs_csv = out_dir / "runs.csv"
     write_runs_csv(sweep, runs_csv)
     configs_csv = out_dir / "configs.csv"
     write_configs_csv(sweep, configs_csv)
+    trials_csv = None
+    if study is not None:
+        trials_csv = out_dir / "trials.csv"
+        write_trials_csv(study, trials_csv)
     markdown = out_dir / "report.md"
-    markdown.write_text(render_markdown(sweep))
+    markdown.write_text(render_markdown(sweep, [path.name for path in figures], study))
     log.info("Wrote the report of sweep %s (%d job runs) to %s", parent_run_id, len(sweep.runs), out_dir)
-    return Report(out_dir, markdown, runs_csv, configs_csv, tuple(figures), sweep)
+    return Report(out_dir, markdown, runs_csv, configs_csv, tuple(figures), sweep, study, trials_csv)
+
+
+def _study(sweep: Sweep) -> Study | None:
+    """The study the sweep ran; None for a grid, or (logged) for a study whose tags cannot be read."""
+    try:
+        return load_study(sweep)
+    except Exception as err:  # the sweep's report is still worth writing without its study section
+        log.warning("The study of sweep %s cannot be read, reported as a grid: %s", sweep.parent_run_id, one_line(err))
+        return None
+
+
+def _figures(sweep: Sweep, study: Study | None) -> dict[str, Callable[[], Figure]]:
+    """The figures to draw: every sweep's, then a study's (its heatmap only when its keys take few values)."""
+    figures = {name: partial(draw, sweep) for name, (_, draw) in FIGURES.items()}
+    if study is None:
+        return figures
+    if any(map(is_interval, study.space.values())) or any(
+        len(sweep.values(key)) > HEATMAP_MAX_VALUES for key in sweep.config_keys
+    ):
+        log.info("Figure %s left out: the study searches an interval, so its grid would have a row per trial", HEATMAP)
+        del figures[HEATMAP]
+    return figures | {name: partial(draw, study) for name, (_, draw) in study_figures.FIGURES.items()}
+
+
+def _draw(draw: Callable[[], Figure], path: Path) -> bool:
+    """Draws a figure into `path`; one that cannot be drawn is logged in one line and left out (False)."""
+    try:
+        figure = draw()
+    except study_figures.NotDrawn as err:
+        log.info("Figure %s left out: %s", path.name, err)
+        return False
+    except Exception as err:  # a figure is never worth failing the sweep's report for
+        log.warning("Figure %s failed and is left out: %s", path.name, one_line(err))
+        return False
+    figure.savefig(path, dpi=100)
+    return True
 
 
 def log_to_parent(client: MlflowClient, parent_run_id: str, report: Report) -> None:

@@ -19,6 +19,10 @@ class RunSummary:
         params: The flattened resolved config, as logged (all strings).
         metrics: Final values (`val_accuracy`, `test_accuracy`, ...): MLflow's latest value of each metric.
         history: Per-epoch values of `loss`, `accuracy`, `val_loss`, `val_accuracy`: {epoch: value}.
+        pruned: Why a study pruned it (its `pruned` tag): a pruned run is never ranked with finished ones.
+        trial_numbers: The study's trials it stands for (its `trial.number` tag; several where the study repeated a
+            configuration and reused the run); () outside a study.
+        trial_state: Its trial's state as Optuna recorded it (COMPLETE, PRUNED, FAIL), None where not recorded.
     """
 
     run_id: str
@@ -31,6 +35,9 @@ class RunSummary:
     metrics: Mapping[str, float]
     history: Mapping[str, Mapping[int, float]]
     configuration: str | None = None  # the tag that groups its replicates in the MLflow UI, if it has one
+    pruned: str | None = None
+    trial_numbers: tuple[int, ...] = ()
+    trial_state: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -46,8 +53,11 @@ class RunSummary:
 
     @property
     def finished(self) -> bool:
-        """FINISHED and not diverged: a run whose numbers can be compared."""
-        return self.status == "FINISHED" and not self.diverged
+        """FINISHED, not diverged and not pruned: a run whose numbers can be compared.
+
+        A pruned run ends FINISHED but stopped early on purpose: its numbers are listed apart, never ranked.
+        """
+        return self.status == "FINISHED" and not self.diverged and self.pruned is None
 
     @property
     def val_accuracy(self) -> float | None:

@@ -60,7 +60,7 @@ class ReportToTrial(keras.callbacks.Callback):
             return  # StopOnDivergence ends the run; the sweeper tells the trial FAIL
         step = epoch + 1
         self.trial.report(float(value), step)
-        if self.trial.should_prune():
+        if step < self.params.get("epochs", step + 1) and self.trial.should_prune():  # the last epoch completes it
             self.stopped = f"at epoch {step}: {self.ref.metric} {float(value):.4f} {self._threshold(step)}"
             log.info("Trial %d pruned %s", self.ref.number, self.stopped)
             mlflow.set_tag(names.TAG_PRUNED, self.stopped)
@@ -86,6 +86,9 @@ class ReportToTrial(keras.callbacks.Callback):
                 kept = max(len(competing) // self.ref.pruner_args.get("reduction_factor", 4), 1)
                 needed = competing[kept - 1]
                 return f"outside the top {kept} of {len(competing)} at rung {max(rungs)} (needed {needed:.4f})"
+        if self.ref.pruner == "threshold":
+            bounds = {key: self.ref.pruner_args.get(key) for key in ("lower", "upper")}
+            return " ".join(f"{key} bound {value}" for key, value in bounds.items() if value is not None)
         return f"(pruned by {self.ref.pruner})"
 
 

@@ -30,7 +30,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from alexnet_sweep import names, tracking_store
+from alexnet_sweep import labels, names, tracking_store
 from alexnet_sweep.errors import UserInputError
 from alexnet_sweep.redact import redact
 from alexnet_sweep.study.pruning import TrialRef
@@ -76,6 +76,7 @@ class StudyRunner(SweepRunner):
         self.jobs: list[Job] = []
         self.trials: dict[int, optuna.trial.Trial] = {}
         self.told: dict[int, TrialState] = {}
+        self.trial_params: dict[int, dict[str, Any]] = {}
         self.stopped_by: str | None = None
 
     def _prepare(self, arguments: Sequence[str]) -> str:
@@ -145,6 +146,7 @@ class StudyRunner(SweepRunner):
         return returns
 
     def _add_job(self, number: int, params: dict[str, Any]) -> Job:
+        self.trial_params[number] = params
         overrides = self.space.overrides(params)
         try:
             job = grid.compose(self.config, [overrides], self.loader)[0]
@@ -230,7 +232,11 @@ class StudyRunner(SweepRunner):
         trial = self.trials[num]
         if cause:
             trial.set_user_attr("cause", cause)
-        self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+        try:
+            self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+        except RuntimeError as err:  # GridSampler stops the study once its grid is done, which only ask/tell refuses
+            if "Study.stop" not in str(err):
+                raise
         self.told[num] = state
         shown = f"{self.settings.metric}={value:.4f}" if value is not None else (cause or "")
         log.info("Trial %d %s %s", num, state.name, shown)
@@ -260,14 +266,27 @@ class StudyRunner(SweepRunner):
         self.client.set_tag(self.parent_run_id, names.TAG_BEST_TRIAL, str(best.number))
         self.client.log_metric(self.parent_run_id, names.BEST_PREFIX + "value", float(best.value))
         log.info("Best trial %d: %s=%.4f with %s", best.number, self.settings.metric, best.value,
-                 " ".join(self.space.overrides(best.params)[len(self.space.fixed):]))  # fmt: skip
+                 self._overrides(best.number))  # fmt: skip
 
     def _end(self, status: str | None = None, cause: str | None = None) -> str:
         # failed trials are part of a search's answer; only the failure rate or an interruption fails a study
         return super()._end(status or ("FAILED" if self.stopped_by else "FINISHED"), cause or self.stopped_by)
 
+    def _overrides(self, num: int) -> str:
+        """A trial's searched values as people read them: `optimizer.lr=3.16e-4 model.dropout=0.4236`."""
+        params = self.trial_params.get(num)
+        if not params:
+            return super()._overrides(num)
+        return " ".join(f"{key}={_shown(key, params[key])}" for key in self.space.distributions if key in params)
+
     def _label(self, num: int) -> str:
         return f"[trial {num}, {num + 1}/{getattr(self, 'wanted', len(self.jobs))}]"
+
+
+def _shown(key: str, value: Any) -> str:
+    if not isinstance(value, float):
+        return str(value)
+    return labels.display(key, str(value)) if key.endswith(".lr") else f"{value:.4g}"
 
 
 def _corner(dist: optuna.distributions.BaseDistribution, index: int) -> Any:

@@ -29,6 +29,7 @@ PRUNERS = {
     "median": optuna.pruners.MedianPruner,
     "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,  # e.g. pruner_args.lower=0.2: stop a trial stuck near chance
 }
 DIRECTIONS = ("maximize", "minimize")
 SQLITE_TIMEOUT_S = 60  # jobs in other processes report epochs while the sweeper asks and tells

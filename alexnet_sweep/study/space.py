@@ -1,7 +1,7 @@
 """A study's search space from Hydra overrides, in the grammar of Hydra's official Optuna sweeper.
 
-`optimizer.lr='tag(log, interval(1e-5, 1e-2))'` is a log-uniform float, `interval(0.2, 0.6)` a uniform one (an int
-range when both ends are ints), `choice(32, 64)` or a plain comma list `32,64` a categorical, `range(1, 10, 3)`
+`optimizer.lr='tag(log, interval(1e-5, 1e-2))'` is a log-uniform float, `interval(0.2, 0.6)` a uniform one
+(`int(interval(16, 4096))` an int), `choice(32, 64)` or a plain comma list `32,64` a categorical, `range(1, 10, 3)`
 an int range with a step; a plain value is fixed for every trial. `hydra.sweeper.params` comes first and the
 command line overrides it key by key.
 """

@@ -55,6 +55,22 @@ def plan_jobs(
     return plans
 
 
+def describe_resume(plans: Sequence[Plan]) -> str | None:
+    """One line on what resuming decided (`Resume: 2 of 4 jobs have a FINISHED run ...`), None if all start."""
+    skipped = [plan for plan in plans if plan.action == "skip"]
+    continued = [plan for plan in plans if plan.action == "continue"]
+    if not skipped and not continued:
+        return None
+    epochs = ", ".join(f"epoch {plan.state_epoch}" for plan in continued)
+    diverged = sum(plan.run_status != "FINISHED" for plan in skipped)
+    return (
+        f"Resume: {len(skipped) - diverged} of {len(plans)} jobs have a FINISHED run"
+        f"{f' or diverged ({diverged})' if diverged else ''} (skipped), {len(continued)} continue an unfinished run"
+        f"{f' (from {epochs})' if continued else ''}, {len(plans) - len(skipped) - len(continued)} start "
+        "(resume=false runs them all again)"
+    )
+
+
 def _plan_one(client: MlflowClient, runs: list[Run], parent_run_id: str, fresh_dir: str) -> Plan:
     finished = [run for run in runs if run.info.status == "FINISHED"]
     mine = [run for run in runs if run.data.tags.get(MLFLOW_PARENT_RUN_ID) == parent_run_id]

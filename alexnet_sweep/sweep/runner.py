@@ -29,8 +29,7 @@ from alexnet_sweep import names, signals, tracking, tracking_store
 from alexnet_sweep.errors import JobLost, UserInputError, first_line
 from alexnet_sweep.plan import Plan, grid_identity
 from alexnet_sweep.redact import redact
-from alexnet_sweep.sweep import grid, naming, ownership, parent, summary
-from alexnet_sweep.sweep.planning import plan_jobs, release_saved_state, remove_saved_states, share_from_sibling
+from alexnet_sweep.sweep import grid, naming, ownership, parent, planning, summary
 from alexnet_sweep.sweep.state import JobEntry, SweepFile
 
 log = logging.getLogger(__name__)
@@ -156,22 +155,14 @@ class SweepRunner:
         """Plans every job once: skipped (FINISHED before), continued (unfinished in this sweep), or started."""
         numbered = [(num, job) for num, job in enumerate(self.jobs) if job.refused is None]
         checkpoint_root = Path(self.config.checkpoint_dir).resolve()
-        made = plan_jobs(
+        made = planning.plan_jobs(
             self.client, self.experiment_id, [job.params for _, job in numbered], parent_run_id=self.parent_run_id,
             resume=self.config.resume, checkpoint_root=checkpoint_root,
         )  # fmt: skip
         plans = {num: plan for (num, _), plan in zip(numbered, made, strict=True)}
+        if resumed := planning.describe_resume(list(plans.values())):
+            log.info("%s", resumed)
         skipped = [num for num, plan in plans.items() if plan.action == "skip"]
-        continued = [plan for plan in plans.values() if plan.action == "continue"]
-        if skipped or continued:
-            epochs = ", ".join(f"epoch {plan.state_epoch}" for plan in continued)
-            diverged = sum(plans[num].run_status != "FINISHED" for num in skipped)
-            log.info(
-                "Resume: %d of %d jobs have a FINISHED run%s (skipped), %d continue an unfinished run%s, %d start "
-                "(resume=false runs them all again)", len(skipped) - diverged, len(plans),
-                f" or diverged ({diverged})" if diverged else "", len(continued),
-                f" (from {epochs})" if continued else "", len(plans) - len(skipped) - len(continued),
-            )  # fmt: skip
         for num in skipped:
             log.info("%s %s: %s", self._label(num), self._overrides(num), plans[num].describe())
             if plans[num].supersedes:
@@ -204,7 +195,7 @@ class SweepRunner:
     def _launch(self, batch: list[int]) -> list[JobReturn]:
         for num in batch:
             if self.jobs[num].params.get("share_epochs") == "True":
-                self.plans[num] = share_from_sibling(self.client, self.experiment_id, self.jobs[num].params,
+                self.plans[num] = planning.share_from_sibling(self.client, self.experiment_id, self.jobs[num].params,
                                                      self.plans[num])  # fmt: skip
             left = sum(1 for n, plan in self.plans.items() if plan.action != "skip" and n >= num)
             progress = summary.progress(time.time() - self.started_at, self.seconds_per_job, left)
@@ -255,7 +246,7 @@ class SweepRunner:
         """Deletes the saved states of finished jobs that no job still to run can start from (~700 MB each)."""
         pending = [job for num, job in enumerate(self.jobs) if num in self.plans and str(num) not in self.file.jobs]
         for num in list(self.finished):
-            if release_saved_state(self.jobs[num], self.plans[num], pending):
+            if planning.release_saved_state(self.jobs[num], self.plans[num], pending):
                 self.finished.discard(num)
 
     def _end(self, status: str | None = None, cause: str | None = None) -> str:
@@ -288,7 +279,7 @@ class SweepRunner:
             finished = [
                 plan for num, plan in getattr(self, "plans", {}).items() if rows[num].status in ("FINISHED", "PRUNED")
             ]
-            remove_saved_states(finished, Path(self.config.checkpoint_dir).resolve() / self.parent_run_id)
+            planning.remove_saved_states(finished, Path(self.config.checkpoint_dir).resolve() / self.parent_run_id)
         status = status or ("FINISHED" if all(row.status == "FINISHED" for row in rows) else "FAILED")
         attempt("ending the parent run", self.client.set_terminated, self.parent_run_id, status)
         ui = tracking_store.ui_hint(self.tracking_uri, self.experiment_id)

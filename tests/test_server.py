@@ -93,3 +93,19 @@ def test_a_job_recording_straight_into_postgresql_shows_no_password(team_server,
     assert on_disk == [], "outputs/DATE/TIME/.hydra/ and ./mlruns hold no password"
     config = Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text()
     assert f"tracking_uri: postgresql+psycopg2://***@127.0.0.1:{team_server.postgres.port}/mlflow" in config
+
+
+def test_studies_live_beside_the_runs_in_the_servers_own_optuna_database(team_server):
+    import optuna
+
+    from alexnet_sweep.study.settings import StudySettings, open_storage
+
+    storage = team_server.postgres.study_uri()
+    password = storage.split(":")[2].split("@")[0]
+    assert StudySettings().storage_url(team_server.postgres.uri()) == storage, "a postgresql store's default"
+    study = optuna.create_study(storage=open_storage(storage), study_name="beside", direction="maximize")
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    assert optuna.load_study(study_name="beside", storage=storage).best_value == 0.5
+    printed = (team_server.artifacts.parent / "server.log").read_text()
+    assert "ALEXNET_SWEEP_STUDY_STORAGE=postgresql+psycopg2://***@127.0.0.1:" in printed
+    assert password not in printed

@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{args.host}:{args.port}"
     print(f"MLflow server on {url} with runs in {redact(uri)} and artifacts in {command[-1]}", flush=True)
     print(f"Jobs record into it with: mlflow.tracking_uri={url}", flush=True)
+    if postgres is not None:
+        print(f"Studies (hydra/sweeper=optuna) live beside it: export ALEXNET_SWEEP_STUDY_STORAGE="
+              f"{redact(postgres.study_uri())} (the password is in {postgres.password_file})", flush=True)  # fmt: skip
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = subprocess.Popen(command, env=os.environ | {"MLFLOW_BACKEND_STORE_URI": uri})
     try:

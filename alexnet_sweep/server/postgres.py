@@ -2,7 +2,8 @@
 
 It uses the PostgreSQL programs of the machine (Debian: `apt-get install postgresql`), needs no root and touches no
 system cluster. The database `mlflow` belongs to the role `mlflow`, whose password is generated once and kept in
-`<folder>/mlflow_password` (mode 600). Run as root, the programs run as the `postgres` user, as PostgreSQL requires.
+`<folder>/mlflow_password` (mode 600); so does the database `optuna`, where studies (`hydra/sweeper=optuna`) live.
+Run as root, the programs run as the `postgres` user, as PostgreSQL requires.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from alexnet_sweep.errors import UserInputError
 log = logging.getLogger(__name__)
 
 DATABASE = ROLE = "mlflow"
+STUDIES = "optuna"  # hydra/sweeper=optuna's studies: a database of their own (both schemas keep alembic_version)
 SYSTEM_USER = "postgres"  # who runs PostgreSQL when we are root
 
 
@@ -46,6 +48,10 @@ class LocalPostgres:
         """The SQLAlchemy URL MLflow connects with (it holds the password: show it only through `redact`)."""
         password = self.password_file.read_text().strip()
         return f"postgresql+psycopg2://{ROLE}:{password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def study_uri(self) -> str:
+        """The SQLAlchemy URL of the studies' database (it holds the password: show it only through `redact`)."""
+        return self.uri().rsplit("/", 1)[0] + f"/{STUDIES}"
 
     def start(self) -> str:
         """Creates the cluster, role and database on first use, starts the server, and returns `uri()`.
@@ -91,8 +97,9 @@ class LocalPostgres:
         password = self.password_file.read_text().strip()
         if not self._sql(f"SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}'"):
             self._sql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{password}'")
-        if not self._sql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"):
-            self._sql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
+        for database in (DATABASE, STUDIES):
+            if not self._sql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):
+                self._sql(f"CREATE DATABASE {database} OWNER {ROLE}")
 
     def _sql(self, statement: str) -> str:
         return self._run("psql", "-h", str(self.folder), "-p", str(self.port), "-U", "postgres",

@@ -144,15 +144,20 @@ class StudySettings:
         return f"{experiment} {search}: {' '.join(space.distributions)} ({digest})"
 
     def storage_url(self, tracking_uri: str) -> str:
-        """Where the study lives: `storage`, else `optuna.db` beside a SQLite MLflow store.
+        """Where the study lives: `storage`, else beside the MLflow store.
+
+        Beside a SQLite store that is `optuna.db` in its folder; beside a `postgresql+psycopg2://` store, the
+        database `optuna` on the same server (`make server` creates it).
 
         Raises:
-            UserInputError: If the MLflow store is not SQLite and no storage was given.
+            UserInputError: If the MLflow store is a tracking server (http) and no storage was given.
         """
         if self.storage:
             return self.storage
         if tracking_uri.startswith("sqlite:///"):
             return f"sqlite:///{Path(tracking_uri.removeprefix('sqlite:///')).parent / 'optuna.db'}"
+        if tracking_uri.startswith("postgresql"):  # the same server, the database `make server` creates for studies
+            return tracking_uri.split("?")[0].rsplit("/", 1)[0] + "/optuna"
         raise UserInputError(
             redact(
                 f"hydra.sweeper.storage: a study beside mlflow.tracking_uri={tracking_uri} needs a database of its "

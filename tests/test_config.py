@@ -101,11 +101,22 @@ def test_every_value_of_every_presets_grid_composes_and_validates():
         for experiment in options("experiment"):
             preset = compose(config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
             for key, values in (preset.hydra.sweeper.params or {}).items():
-                for value in values.split(","):
+                for value in preset_values(preset, key, values):
                     overrides = [f"experiment={experiment}", f"{key}={value}"]
                     validate(compose(config_name="config", overrides=overrides))
                     tried.append(overrides)
     assert tried, "some preset defines a grid (experiment=demo)"
+    assert any("experiment=search" in overrides for overrides in tried), "and one a study"
+
+
+def preset_values(preset, key, values):
+    """A grid's values, or a study's (experiment=search): each choice, each bound of an interval."""
+    if "sampler" not in preset.hydra.sweeper:
+        return values.split(",")
+    from alexnet_sweep.study.space import parse_space
+
+    dist = parse_space(None, [f"{key}={values}"], None).distributions[key]
+    return list(dist.choices) if hasattr(dist, "choices") else [dist.low, dist.high]
 
 
 @pytest.mark.parametrize("override", ["foo=1", "optimizer.momentum=0.9", "model.units=3", "model=schema"])

@@ -206,7 +206,7 @@ def markdown(report: dict[str, Any]) -> str:
     settings = report["settings"]
     lines = [
         f"## Search: random vs TPE vs TPE + ASHA ({settings['trials']} trials of up to {settings['epochs']} epochs, "
-        f"seeds {', '.join(map(str, settings['seeds']))}, {report['cpu']})",
+        f"seeds {', '.join(map(str, settings['seeds']))}; {report['cpu']})",
         "",
         "| method | best val_accuracy (mean ± sd) | per seed | epochs spent (mean) | trials pruned / failed (mean) | "
         "minutes per study | epochs to reach random's best − sd, per seed (mean where reached) |",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,22 @@ class EpochSeeds(keras.callbacks.Callback):
             reseeded = initial.copy()
             reseeded[0] += epoch  # the generator advances the other component, so epochs never share a stream
             variable.assign(reseeded)
+
+
+class Timeline(keras.callbacks.Callback):
+    """Records when the first training step and the last epoch ended (`time.perf_counter`): a job's overhead.
+
+    Place it first: its `on_epoch_end` then runs before the epoch is saved and logged.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_step_end: float | None = None
+        self.last_epoch_end: float | None = None
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self.first_step_end is None:
+            self.first_step_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.last_epoch_end = time.perf_counter()

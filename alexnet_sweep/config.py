@@ -97,6 +97,7 @@ class Config:
     jit_compile: Any = MISSING  # auto | true | false (a Union the schema cannot type; checked in validate)
     gpu_memory: Any = MISSING  # growth | a fraction in (0, 1] (checked in validate)
     precise_bn_images: int = MISSING  # 0: off
+    reuse_model: bool = MISSING  # a job of the same graph as the last reuses its traced model (reuse.py)
 
 
 def register_configs() -> None:

@@ -71,19 +71,12 @@ def build_model(
     return keras.Sequential(model_layers, name=name)
 
 
-def compiled_model(
-    cfg: DictConfig,
-    optimizer: keras.optimizers.Optimizer,
-    *,
-    image_shape: tuple[int | None, int | None, int],
-    num_classes: int,
-) -> keras.Model:
-    """Builds the job's model under `cfg.precision` and compiles it with the job's loss, metrics and XLA setting.
-
-    Call it after `keras.backend.clear_session`, which resets Keras' dtype policy to float32.
-    """
+def job_model(
+    cfg: DictConfig, *, image_shape: tuple[int | None, int | None, int], num_classes: int
+) -> keras.Sequential:
+    """Builds the job's uncompiled model under `cfg.precision` (which this sets as Keras' global dtype policy)."""
     apply_precision(cfg.precision)
-    model = build_model(
+    return build_model(
         name=cfg.model.name,
         input_size=cfg.model.input_size,
         dense_units=list(cfg.model.dense_units),
@@ -92,6 +85,24 @@ def compiled_model(
         image_shape=image_shape,
         num_classes=num_classes,
     )
+
+
+def compiled_model(
+    cfg: DictConfig,
+    optimizer: keras.optimizers.Optimizer,
+    *,
+    image_shape: tuple[int | None, int | None, int],
+    num_classes: int,
+) -> keras.Model:
+    """Builds the job's model (`job_model`) and compiles it (`compile_model`).
+
+    Call it after `keras.backend.clear_session`, which resets Keras' dtype policy to float32.
+    """
+    return compile_model(job_model(cfg, image_shape=image_shape, num_classes=num_classes), cfg, optimizer)
+
+
+def compile_model(model: keras.Model, cfg: DictConfig, optimizer: keras.optimizers.Optimizer) -> keras.Model:
+    """Compiles `model` with the job's optimizer, loss, metrics and XLA setting; returns it."""
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),  # categorical cross-entropy on integer labels

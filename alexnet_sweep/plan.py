@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from alexnet_sweep import names
 
 # Keys that change how a result is obtained, not the result.
-NOT_IDENTITY = ("resume", "share_epochs", "checkpoint_dir", "gpu_memory")
+NOT_IDENTITY = ("resume", "share_epochs", "checkpoint_dir", "gpu_memory", "reuse_model")
 
 
 def identity(params: Mapping[str, str], *, without: tuple[str, ...] = ()) -> str:

@@ -118,30 +118,36 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     has taken no step since the last recompute (the test right after `fit`), the statistics are kept as they are.
     """
 
-    def __init__(self, batches: tf.data.Dataset, asked: int) -> None:
-        """Recomputes on `batches`, the first `asked` training images (fewer if the split is smaller)."""
+    def __init__(self, batches: tf.data.Dataset, asked: int, moments: Moments | None = None) -> None:
+        """Recomputes on `batches`, the first `asked` training images (fewer if the split is smaller).
+
+        `moments` is `moments_function` of the model the callback will see, e.g. one traced in an earlier job of a
+        reused model (`reuse.moments`); built at the first evaluation if None.
+        """
         super().__init__()
         self.batches = batches
         self.asked = asked
-        self._moments: Moments | None = None
-        self._traced_for: keras.Model | None = None
+        self._moments = moments
+        self._built_for: keras.Model | None = None  # the model this callback built `_moments` for
+        self._first = True
         self._done_at: int | None = None
 
     def on_test_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         step = int(self.model.optimizer.iterations.numpy()) if self.model.optimizer is not None else None
         if step is not None and step == self._done_at:
             return
-        first = self._traced_for is None
-        if self._traced_for is not self.model:
+        if self._moments is None or (self._built_for is not None and self._built_for is not self.model):
             self._moments = moments_function(self.model, batch_norm_layers(self.model))
-            self._traced_for = self.model
+            self._built_for = self.model
+        tracing = self._moments.experimental_get_tracing_count() == 0
         start = time.perf_counter()
         images = recompute(self.model, self.batches, self._moments)
         seconds = time.perf_counter() - start
         self._done_at = step
-        if first:
+        if self._first:
+            self._first = False
             fewer = f" (the train split has only {images:,} of the {self.asked:,} asked)" if images < self.asked else ""
-            log.info("Precise BatchNorm: statistics from the first %d train images%s, %.1f s (with tracing) before "
-                     "each evaluation", images, fewer, seconds)  # fmt: skip
+            log.info("Precise BatchNorm: statistics from the first %d train images%s, %.1f s%s before each "
+                     "evaluation", images, fewer, seconds, " (with tracing)" if tracing else "")  # fmt: skip
         else:
             log.debug("Precise BatchNorm: recomputed from %d train images in %.2f s", images, seconds)

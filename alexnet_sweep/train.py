@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,11 @@ import tensorflow as tf
 from mlflow.models import infer_signature
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_sweep import callbacks, checkpoint, names, plots, tracking, tracking_store
+from alexnet_sweep import callbacks, checkpoint, names, plots, reuse, tracking, tracking_store
 from alexnet_sweep.config import validate
 from alexnet_sweep.data import Splits, load_splits
 from alexnet_sweep.gpu import configure_gpus
 from alexnet_sweep.interrupt import DeferredInterrupt
-from alexnet_sweep.model import compiled_model
 from alexnet_sweep.optimizer import build_optimizer
 from alexnet_sweep.plan import Plan, identity_tags
 from alexnet_sweep.precise_bn import PreciseBatchNorm
@@ -73,17 +73,18 @@ def run(
         UserInputError: On bad input, before anything is trained or recorded.
         callbacks.Diverged: If training diverged; the run's error tag says `diverged at epoch k`.
     """
+    started = time.perf_counter()
     validate(cfg)
     client = tracking_store.connect(cfg.mlflow.tracking_uri)  # a bad URI or a server that is down: said in seconds
     params = tracking.flatten_params(cfg)
     gpus = configure_gpus(cfg.gpu_memory)  # before the first TensorFlow op
-    keras.backend.clear_session(free_memory=True)  # Hydra's default launcher runs every job in this process
+    reused = reuse.begin(cfg)  # clears Keras' session unless this job reuses the last job's model (same process)
     # Before the data pipeline: tf.data's shuffle order depends on the global seed at the time it is built.
-    keras.utils.set_random_seed(cfg.seed)
+    reuse.set_random_seed(cfg.seed, keep_kernels=reused)
     optimizer = build_optimizer(cfg.optimizer)
     splits = load_splits(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed, image_size=cfg.model.input_size)
     log.info("Data %s: %s", cfg.dataset.name, ", ".join(f"{k.split('_')[0]} {n}" for k, n in splits.sizes.items()))
-    model = compiled_model(cfg, optimizer, image_shape=splits.image_shape, num_classes=len(splits.class_names))
+    model = reuse.compiled_model(cfg, optimizer, image_shape=splits.image_shape, num_classes=len(splits.class_names))
     # Only now that the data and the model are known to be usable: bad input leaves no experiment behind.
     experiment_id = tracking_store.get_or_create_experiment(client, cfg.mlflow.experiment_name)
 
@@ -100,7 +101,8 @@ def run(
         if plan is not None and plan.supersedes:  # so the sweep and its report count the job once
             client.set_tag(plan.supersedes, names.TAG_SUPERSEDED_BY, active.info.run_id)
         # StopOnDivergence before EpochCheckpoint: the state of a diverged epoch is never saved.
-        job_callbacks: list[keras.callbacks.Callback] = [callbacks.EpochSeeds(), callbacks.StopOnDivergence()]
+        timeline = callbacks.Timeline()  # first: its epoch end is before the saving and logging of the epoch
+        job_callbacks: list[keras.callbacks.Callback] = [timeline, callbacks.EpochSeeds(), callbacks.StopOnDivergence()]
         state = None
         if plan is not None:
             state = _restore(plan, model)
@@ -108,7 +110,8 @@ def run(
         job_callbacks += [callbacks.EpochMetricsLogger(), interrupt]
         evaluation: list[keras.callbacks.Callback] = []  # called at the start of every validation and of the test
         if cfg.precise_bn_images > 0:
-            evaluation.append(PreciseBatchNorm(splits.train_first(cfg.precise_bn_images), cfg.precise_bn_images))
+            batches = splits.train_first(cfg.precise_bn_images)
+            evaluation.append(PreciseBatchNorm(batches, cfg.precise_bn_images, moments=reuse.moments(model)))
         job_callbacks += [*evaluation, *extra_callbacks]
         _log_inputs(cfg, model)
         initial_epoch = state.epoch if state else 0
@@ -122,6 +125,7 @@ def run(
             shuffle=False,  # the pipeline shuffles, seeded per epoch
             verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in logs
         )
+        trained = time.perf_counter()
         curves = _merge_history(state.history if state else [], history.history)
         shared = plan.shared_epochs if plan is not None else 0
         # the epochs not copied from a sibling
@@ -135,8 +139,23 @@ def run(
         _log_figures(model, splits, curves, title=active.info.run_name)
         if cfg.save_model:
             _log_model(model, splits)
+    _log_overhead(timeline, started=started, trained=trained, ended=time.perf_counter())
     final = {key: values[-1] for key, values in curves.items() if values}
     return JobResult(active.info.run_id, experiment_id, {**final, **test_metrics})
+
+
+def _log_overhead(timeline: callbacks.Timeline, *, started: float, trained: float, ended: float) -> None:
+    """Logs (DEBUG) the job's time before and after its training (`reuse.py` cuts the first).
+
+    Before: from the job's start to the end of its first step. After: from the end of its last epoch (validated) to
+    its run's end, with the saving and logging of that epoch, a cost of every epoch, given on its own.
+    `python -m alexnet_sweep.bench.overhead` reads this line; all arguments are `time.perf_counter` readings.
+    """
+    if timeline.first_step_end is None or timeline.last_epoch_end is None:  # no epoch trained (all inherited)
+        return
+    log.debug("Overhead: %.3f s from the job's start to its first step's end, %.3f s from its last epoch's end to its "
+              "run's end (%.3f s of which saving and logging that epoch)", timeline.first_step_end - started,
+              ended - timeline.last_epoch_end, trained - timeline.last_epoch_end)  # fmt: skip
 
 
 def _restore(plan: Plan, model: keras.Model) -> checkpoint.SavedState | None:

@@ -7,7 +7,7 @@ PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser postgres demo sweep smoke test test-fast lint bench bench-launchers ui server clean clean-results
+.PHONY: help install browser postgres demo sweep smoke test test-fast lint bench bench-launchers bench-overhead ui server clean clean-results
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,9 @@ bench: install ## Our training path vs the reference notebook's (speed, accuracy
 
 bench-launchers: install ## The smoke grid with 1 vs 2 parallel jobs, and each launcher's per-job start-up: ~5 min
 	$(BIN)/python -m alexnet_sweep.bench.launchers --out outputs/bench/launchers.json
+
+bench-overhead: install ## Each short job's set-up and wrap-up with and without model reuse (two 6-job sweeps): ~2 min
+	$(BIN)/python -m alexnet_sweep.bench.overhead --out outputs/bench/overhead.json
 
 ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:5000 (loopback only; PORT=... to change)
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)

@@ -16,6 +16,7 @@ bought with accuracy), and trains `--size227-steps` steps at 227x227 (the refere
 Throughput is steady state: the first `--warmup-steps` steps (tracing, compilation, caches) are left out.
 
 Modules: `recipes` and `reference` (what is measured), `measure` (timing), `machine` (what it ran on), `run` (the
-whole bench), `markdown` (its table and files), `cli` (the command line), `launchers` (the launcher bench).
+whole bench), `markdown` (its table and files), `cli` (the command line), `launchers` (the launcher bench),
+`overhead` (each short job's time around its training, with and without model reuse).
 This package's `__init__` imports nothing, so the launcher bench starts without TensorFlow.
 """

@@ -334,6 +334,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=120, env=dict(os.environ))  # fmt: skip
 
 
+@pytest.mark.slow  # a subprocess (about 4 s): the fast tier runs none
 def test_cli_reports_the_latest_sweep_by_default(client, store, tmp_path, capsys):
     older, _ = make_sweep(client, start=1_700_000_000_000)
     newer, _ = make_sweep(client, start=1_800_000_000_000)

@@ -62,6 +62,7 @@ def test_a_reused_model_ends_with_exactly_the_weights_of_a_fresh_build(make_cfg,
     assert any(not np.array_equal(first[1][name], value) for name, value in fresh[1].items())
 
 
+@pytest.mark.slow  # builds two AlexNets (about 2.5 s): the fast tier stays under a minute
 def test_a_job_of_another_graph_builds_its_own_model(make_cfg, builds):
     def prepare(*overrides):
         """What a job does before it trains: whether it reuses the kept model, and the model it gets."""

@@ -157,3 +157,8 @@ def test_pruning_under_joblib_stops_trials_in_worker_processes_and_keeps_their_c
             assert names.TEST_ACCURACY not in child.data.metrics, "a pruned trial is never a candidate"
     assert parent.data.tags[names.TAG_BEST_TRIAL] in {str(n) for n, state in states.items() if state == "COMPLETE"}
     assert not list((tmp_path / "checkpoints").glob("*/*/state.json")), "pruned runs free their saved state"
+    report = Path(parent.data.tags[names.TAG_SWEEP_DIR]) / "report"
+    text = (report / "report.md").read_text()
+    assert "## Study" in text and "Trials: 4 (2 complete, 2 pruned, 0 failed)" in text and "## Pruned trials" in text
+    rows = (report / "trials.csv").read_text().splitlines()
+    assert len(rows) == 5 and sum(",PRUNED," in row for row in rows) == 2

@@ -127,6 +127,7 @@ def test_pruned_runs_are_never_ranked(studied):
     assert all(ids[number] not in parts["Runs"] for number in PRUNED_RUNS)
     assert "8 of 11 jobs finished; 2 were pruned (listed under Pruned trials, never ranked)" in parts["Findings"]
     assert "0.9500" not in parts["Findings"]
+    assert "optimizer.lr: 8 values with one run each, best 1e-3 (0.9050)" in parts["Findings"], "not listed one by one"
     report.log_to_parent(client, parent_id, rep)
     parent = client.get_run(parent_id).data
     assert parent.tags[names.TAG_BEST_RUN] == ids[6]

@@ -34,6 +34,9 @@ _NOT_SWEPT = {
 }
 
 
+MAX_LISTED = 6  # a key with more values, each run once (a study's continuous key), is not listed value by value
+
+
 def findings(sweep: Sweep) -> list[str]:
     """Returns the findings of a sweep, one sentence (or two) per item.
 
@@ -167,6 +170,9 @@ def _best_value(sweep: Sweep, finished: Sequence[RunSummary], key: str) -> str:
     missing = [display(key, value) for value in sweep.values(key) if value not in means]
     ranked = sorted(means, key=lambda value: -means[value][0])  # stable: equal means keep the value order
     listing = ", ".join(f"{display(key, v)}: {_f(means[v][0])} ({_runs(means[v][1])})" for v in ranked)
+    if len(ranked) > MAX_LISTED and all(count == 1 for _, count in means.values()):  # sampled, as a study does
+        return (f"{key}: {len(ranked)} values with one run each, best {display(key, ranked[0])} "
+                f"({_f(means[ranked[0]][0])}); the objective against each searched key shows the trend.")  # fmt: skip
     if len(ranked) == 1:
         sentence = f"{key}: only {key}={display(key, ranked[0])} has finished runs, so its values cannot be compared."
     else:

@@ -79,6 +79,7 @@ def test_the_goal_is_met_when_every_seed_reaches_the_mark_within_half_of_random_
     assert result["text"].startswith("Goal met: TPE + ASHA reached random search's best within its spread ")
     assert "(0.9500 = 0.9600 - 0.0100) in 3 of 3 seeds, after 12 epochs on average" in result["text"]
     assert "half of random search's 30 epochs (15)" in result["text"]
+    assert result["text"].endswith("Random search itself reached the mark after 20 epochs on average in 3 of 3 seeds.")
 
 
 def test_the_goal_is_not_met_when_a_seed_never_reaches_the_mark_or_it_takes_too_many_epochs():

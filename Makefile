@@ -7,7 +7,7 @@ PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser postgres demo sweep smoke test test-fast lint bench bench-launchers bench-overhead ui server clean clean-results
+.PHONY: help install browser postgres demo sweep smoke test test-fast lint bench bench-launchers bench-overhead bench-search search ui server clean clean-results
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ demo: install ## The user's grid (lr x epochs) on the offline shapes dataset: < 
 sweep: install ## The user's grid on CIFAR-10 at 227x227 (a GPU machine with internet)
 	$(BIN)/python -m alexnet_sweep -m optimizer.lr=1e-3,1e-4,5e-5 epochs=5,10
 
+search: install ## A small Optuna study (TPE + ASHA) on offline digits; run it again to continue the same study
+	$(BIN)/python -m alexnet_sweep -m experiment=search
+
 smoke: install ## The CI smoke sweep: the same 6-job shape, tiny data, a few minutes on CPU
 	$(BIN)/python -m alexnet_sweep -m optimizer.lr=1e-3,1e-4,5e-5 epochs=1,2 experiment=smoke
 
@@ -59,6 +62,9 @@ bench-launchers: install ## The smoke grid with 1 vs 2 parallel jobs, and each l
 
 bench-overhead: install ## Each short job's set-up and wrap-up with and without model reuse (two 6-job sweeps): ~2 min
 	$(BIN)/python -m alexnet_sweep.bench.overhead --out outputs/bench/overhead.json
+
+bench-search: install ## Random search vs TPE vs TPE + ASHA, 3 seeds each, on one offline search space: ~19 min
+	$(BIN)/python -m alexnet_sweep.bench.search --out outputs/bench/search.json
 
 ui: install ## MLflow UI of ./mlflow.db on http://127.0.0.1:5000 (loopback only; PORT=... to change)
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)

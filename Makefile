@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STORE ?= sqlite:///mlflow.db
 PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
+TESTS_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install browser postgres demo sweep smoke test test-fast lint bench bench-launchers bench-overhead bench-search search ui server clean clean-results
@@ -44,8 +45,8 @@ search: install ## A small Optuna study (TPE + ASHA) on offline digits; run it a
 smoke: install ## The CI smoke sweep: the same 6-job shape, tiny data, a few minutes on CPU
 	$(BIN)/python -m alexnet_sweep -m optimizer.lr=1e-3,1e-4,5e-5 epochs=1,2 experiment=smoke
 
-test: install ## Run the test suite
-	$(BIN)/python -m pytest
+test: install ## Run the test suite: two pytest workers, a test file each (TESTS_WORKERS=0: one process)
+	$(BIN)/python -m pytest -n $(TESTS_WORKERS) --dist loadfile
 
 test-fast: install ## The fast tier: no model is trained, under a minute
 	$(BIN)/python -m pytest -m "not slow"

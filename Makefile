@@ -46,7 +46,7 @@ smoke: install ## The CI smoke sweep: the same 6-job shape, tiny data, a few min
 	$(BIN)/python -m alexnet_sweep -m optimizer.lr=1e-3,1e-4,5e-5 epochs=1,2 experiment=smoke
 
 test: install ## Run the test suite: two pytest workers, a test file each (TESTS_WORKERS=0: one process)
-	$(BIN)/python -m pytest -n $(TESTS_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TESTS_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install ## The fast tier: no model is trained, under a minute
 	$(BIN)/python -m pytest -m "not slow"

@@ -33,6 +33,18 @@ from alexnet_sweep.server.postgres import LocalPostgres
 register()
 
 
+# The longest test files first (tens of seconds to minutes each on 2 cores). `make test` hands whole files to two
+# workers in collection order (--no-loadscope-reorder); xdist's own order, by number of tests, would start the
+# subprocess-heavy files last, where one of them ends the run on a single worker.
+LONGEST_FIRST = ("test_parallel.py", "test_faults_sweep.py", "test_study.py", "test_replicates.py",
+                 "test_secrets.py", "test_cli.py", "test_sweep_resume.py", "test_bench.py", "test_ui.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TFDS data_dir with `shapes` prepared once for the whole session (through the real builder)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +79,14 @@ def save_report(report: dict[str, Any], table: str, out: Path | None) -> None:
         out.write_text(json.dumps(report, indent=2) + "\n")
         out.with_suffix(".md").write_text(table)
         print(f"Wrote {out} and {out.with_suffix('.md')}")
+
+
+@contextlib.contextmanager
+def workdir(keep: Path | None, prefix: str) -> Iterator[Path]:
+    """The folder a bench runs in: `keep` (created, and kept) or a temporary one, removed afterwards."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as temporary:
+        yield Path(temporary)

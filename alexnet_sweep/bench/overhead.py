@@ -21,13 +21,12 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from alexnet_sweep.bench.markdown import save_report
+from alexnet_sweep.bench.markdown import save_report, workdir
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +144,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, help="write the report to this JSON file and a Markdown table beside it")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)
-    if args.keep:
-        report = run_bench(args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench_overhead_") as workdir:
-            report = run_bench(Path(workdir))
+    with workdir(args.keep, prefix="bench_overhead_") as folder:
+        report = run_bench(folder)
     save_report(report, markdown(report), args.out)
     return report
 

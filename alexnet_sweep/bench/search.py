@@ -36,14 +36,13 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from alexnet_sweep.bench.markdown import save_report
+from alexnet_sweep.bench.markdown import save_report, workdir
 
 log = logging.getLogger(__name__)
 
@@ -431,12 +430,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     command = shlex.join(["python", "-m", "alexnet_sweep.bench.search", *argv])
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        report = run_bench(args, args.keep, command)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench_search_") as workdir:
-            report = run_bench(args, Path(workdir), command)
+    with workdir(args.keep, prefix="bench_search_") as folder:
+        report = run_bench(args, folder, command)
     save_report(report, markdown(report), args.out)
     return report
 
